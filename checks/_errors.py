@@ -1,0 +1,56 @@
+"""The errors a check, a policy file or an action can raise.
+
+    CheckError
+    ├── ConfigError     a policy or environment file, or a parameter, is wrong
+    ├── ProbeError      could not observe: timeout, refused connection, bad auth
+    ├── CheckFailed     observed, and what was observed is bad
+    └── ActionError
+        ├── ActionRefused   the gate refused a mutating step; nothing changed
+        └── ActionFailed    the step ran and the platform reported a failure
+
+"Could not observe" and "observed bad" are different facts for a responder,
+so they are different types: never tell them apart by their message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from checks._result import CheckResult
+
+
+class CheckError(Exception):
+    """Base class of every error raised by `checks`."""
+
+
+class ConfigError(CheckError):
+    """A policy file, an environment or a parameter is wrong; the message says how to fix it."""
+
+
+class ProbeError(CheckError):
+    """The target could not be observed (timeout, connection refused, authentication)."""
+
+    def __init__(self, message: str, *, target: str) -> None:
+        super().__init__(message)
+        self.target = target
+
+
+class CheckFailed(CheckError):
+    """A check observed its target and found it bad; `result` holds what it saw."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(f"{result.name}: {result.status.value}: {result.summary}")
+        self.result = result
+
+
+class ActionError(CheckError):
+    """Base class of the errors of a mitigation step."""
+
+
+class ActionRefused(ActionError):
+    """The gate refused to apply a mutating step. Nothing was changed."""
+
+
+class ActionFailed(ActionError):
+    """A mutating step ran and failed; the message carries the platform's answer."""

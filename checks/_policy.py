@@ -1,0 +1,265 @@
+"""Loading policy/*.yml: validated against their JSON Schemas, errors with file and line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from checks._errors import ConfigError
+
+POLICY_DIR_VARIABLE = "DRILLBOOK_POLICY_DIR"
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`"15m"` → 15 minutes. Units: s, m, h, d."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ConfigError(f"{text!r} is not a duration: write a number and a unit, such as 15m, 4h or 1d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def format_duration(value: timedelta) -> str:
+    """15 minutes → `"15m"`, the shortest exact form in the policy's notation."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def policy_dir() -> Path:
+    """The policy folder: $DRILLBOOK_POLICY_DIR, else the nearest `policy/` above the working directory.
+
+    A checkout installed in development mode also finds the `policy/` beside the package.
+    """
+    configured = os.environ.get(POLICY_DIR_VARIABLE)
+    if configured:
+        path = Path(configured)
+        if not (path / "severity.yml").is_file():
+            raise ConfigError(f"{POLICY_DIR_VARIABLE}={configured} holds no severity.yml")
+        return path
+    candidates = [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parent.parent]
+    for base in candidates:
+        if (base / "policy" / "severity.yml").is_file():
+            return base / "policy"
+    raise ConfigError(
+        "no policy/ folder found above the working directory. "
+        f"Hint: run from the runbook repository, or set {POLICY_DIR_VARIABLE}."
+    )
+
+
+def load_document(path: Path) -> Any:
+    """Read a policy YAML file and validate it against `<name>.schema.json` beside it."""
+    schema_path = path.with_name(path.stem + ".schema.json")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("\n".join(_describe(path, root, error) for error in errors))
+    return data
+
+
+def _describe(path: Path, root: yaml.Node | None, error: jsonschema.ValidationError) -> str:
+    keys = list(error.absolute_path)
+    line = _line_of(root, keys)
+    where = f"{path}:{line}" if line else str(path)
+    key = _dotted(keys) or "(top level)"
+    expected = error.schema.get("description") if isinstance(error.schema, dict) else None
+    hint = f" (expected: {expected})" if expected else ""
+    return f"{where}: {key}: {error.message}{hint}"
+
+
+def _dotted(keys: Sequence[str | int]) -> str:
+    text = ""
+    for key in keys:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text
+
+
+def _line_of(node: yaml.Node | None, keys: Sequence[str | int]) -> int | None:
+    """The 1-based line of the value at `keys` in a composed YAML tree, or of its nearest parent."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for key in keys:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+        if child is None:
+            return line
+        node, line = child, child.start_mark.line + 1
+    return line
+
+
+@dataclass(frozen=True, slots=True)
+class Triggers:
+    """Quantitative thresholds: any one of them met makes an incident at least this severe."""
+
+    availability_below: float | None = None
+    error_ratio_above: float | None = None
+    p95_latency_seconds_above: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One severity level of the policy."""
+
+    id: str
+    aliases: tuple[str, ...]
+    name: str
+    definition: str
+    examples: tuple[str, ...]
+    acknowledge_within: timedelta
+    resolve_within: timedelta
+    update_every: timedelta
+    paging: str
+    page: bool
+    triggers: Triggers
+
+    @property
+    def label(self) -> str:
+        """`SEV1 (P0)`."""
+        return f"{self.id} ({', '.join(self.aliases)})" if self.aliases else self.id
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityPolicy:
+    """The levels of policy/severity.yml, most severe first."""
+
+    levels: tuple[Level, ...]
+    source: Path
+
+    def level(self, name: str) -> Level:
+        """The level called `name` or one of its aliases (case-insensitive)."""
+        wanted = name.strip().upper()
+        for level in self.levels:
+            if wanted == level.id or wanted in level.aliases:
+                return level
+        known = ", ".join(level.label for level in self.levels)
+        raise ConfigError(f"unknown severity {name!r}; {self.source} defines {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    key: str
+    name: str
+    reach: str
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    """From `after` into an incident on, page and notify these contacts."""
+
+    after: timedelta
+    page: tuple[Contact, ...]
+    notify: tuple[Contact, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    ladders: Mapping[str, tuple[EscalationStep, ...]]
+    contacts: Mapping[str, Contact]
+    source: Path
+
+
+def load_severity(path: Path | None = None) -> SeverityPolicy:
+    """Load and validate policy/severity.yml (or `path`)."""
+    return _load_severity(path or policy_dir() / "severity.yml")
+
+
+@cache
+def _load_severity(path: Path) -> SeverityPolicy:
+    data = load_document(path)
+    levels = tuple(_level(entry) for entry in data["levels"])
+    seen: dict[str, str] = {}
+    for index, level in enumerate(levels):
+        for name in (level.id, *level.aliases):
+            if name in seen:
+                raise ConfigError(
+                    f"{path}: levels[{index}]: the name {name} is already used by {seen[name]}; "
+                    "every level id and alias must be unique"
+                )
+            seen[name] = level.id
+    return SeverityPolicy(levels=levels, source=path)
+
+
+def _level(entry: Mapping[str, Any]) -> Level:
+    return Level(
+        id=entry["id"],
+        aliases=tuple(entry.get("aliases", ())),
+        name=entry["name"],
+        definition=entry["definition"],
+        examples=tuple(entry["examples"]),
+        acknowledge_within=parse_duration(entry["acknowledge_within"]),
+        resolve_within=parse_duration(entry["resolve_within"]),
+        update_every=parse_duration(entry["update_every"]),
+        paging=entry["paging"],
+        page=entry["page"],
+        triggers=Triggers(**entry["triggers"]),
+    )
+
+
+def load_escalation(path: Path | None = None, *, severity: SeverityPolicy | None = None) -> EscalationPolicy:
+    """Load policy/escalation.yml; every ladder must name a level of the severity policy."""
+    path = path or policy_dir() / "escalation.yml"
+    severity = severity or load_severity(path.with_name("severity.yml"))
+    return _load_escalation(path, severity)
+
+
+@cache
+def _load_escalation(path: Path, severity: SeverityPolicy) -> EscalationPolicy:
+    data = load_document(path)
+    contacts = {key: Contact(key, c["name"], c["reach"]) for key, c in data["contacts"].items()}
+    ladders: dict[str, tuple[EscalationStep, ...]] = {}
+    for name, steps in data["ladders"].items():
+        level = severity.level(name)
+        built = []
+        for index, step in enumerate(steps):
+            for role in ("page", "notify"):
+                for key in step.get(role, ()):
+                    if key not in contacts:
+                        raise ConfigError(
+                            f"{path}: ladders.{name}[{index}].{role}: unknown contact {key!r}; "
+                            f"add it under contacts or use one of {', '.join(contacts)}"
+                        )
+            built.append(
+                EscalationStep(
+                    after=parse_duration(step["after"]),
+                    page=tuple(contacts[k] for k in step.get("page", ())),
+                    notify=tuple(contacts[k] for k in step.get("notify", ())),
+                )
+            )
+        ladders[level.id] = tuple(sorted(built, key=lambda s: s.after))
+    return EscalationPolicy(ladders=ladders, contacts=contacts, source=path)
+
+
+def load_environments(path: Path | None = None) -> dict[str, Any]:
+    """Load and validate policy/environments.yml; returns its `environments` mapping."""
+    path = path or policy_dir() / "environments.yml"
+    environments: dict[str, Any] = load_document(path)["environments"]
+    return environments

@@ -1,0 +1,123 @@
+"""`CheckResult`: what one check observed, and how it renders."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from checks._errors import CheckFailed, ProbeError
+
+#: The MIME type under which a result travels in a notebook's outputs.
+RESULT_MIME = "application/vnd.drillbook.result+json"
+
+
+class Status(enum.Enum):
+    """How a check judged what it observed, from best to worst."""
+
+    OK = "OK"
+    WARN = "WARN"
+    UNKNOWN = "UNKNOWN"
+    CRIT = "CRIT"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def worst(cls, statuses: Iterable[Status]) -> Status:
+        """The worst of `statuses`; OK when there are none."""
+        return max(statuses, key=lambda s: s.rank, default=cls.OK)
+
+
+_RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
+_ICON = {Status.OK: "🟢", Status.WARN: "🟡", Status.UNKNOWN: "⚪", Status.CRIT: "🔴"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _plain(value: Any) -> Any:
+    """`value` reduced to JSON types, so a result can be written and read back."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one check observed.
+
+    `evidence` holds the facts behind the verdict (JSON-compatible values);
+    `measurements` holds the quantities the severity policy reads, under the
+    names its triggers use (`availability`, `error_ratio`, `p95_latency_seconds`).
+    """
+
+    name: str
+    status: Status
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remedy: str = ""
+    measurements: Mapping[str, float] = field(default_factory=dict)
+    observed_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", _plain(dict(self.evidence)))
+        object.__setattr__(self, "measurements", {k: float(v) for k, v in self.measurements.items()})
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def raise_for_status(self) -> CheckResult:
+        """Return self when OK; raise `CheckFailed` (WARN, CRIT) or `ProbeError` (UNKNOWN)."""
+        if self.status is Status.UNKNOWN:
+            raise ProbeError(f"{self.name}: {self.summary}", target=self.name)
+        if self.status is not Status.OK:
+            raise CheckFailed(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "summary": self.summary,
+            "evidence": dict(self.evidence),
+            "remedy": self.remedy,
+            "measurements": dict(self.measurements),
+            "observed_at": self.observed_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        return cls(
+            name=data["name"],
+            status=Status(data["status"]),
+            summary=data["summary"],
+            evidence=data.get("evidence", {}),
+            remedy=data.get("remedy", ""),
+            measurements=data.get("measurements", {}),
+            observed_at=datetime.fromisoformat(data["observed_at"]),
+        )
+
+    def to_markdown(self) -> str:
+        lines = [f"{_ICON[self.status]} **{self.name}**: {self.status.value}. {self.summary}"]
+        if self.evidence:
+            lines.append("")
+            lines.extend(f"- {key}: `{_inline(value)}`" for key, value in self.evidence.items())
+        if self.remedy and not self.ok:
+            lines += ["", f"*Remedy:* {self.remedy}"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return f"[{self.status.value}] {self.name}: {self.summary}"
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
+        return {"text/plain": str(self), "text/markdown": self.to_markdown(), RESULT_MIME: self.to_dict()}
+
+
+def _inline(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text.replace("`", "'")

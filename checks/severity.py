@@ -1,0 +1,202 @@
+"""Severity: turn what the checks saw into a level of the policy, and say who to page.
+
+`classify` reads the quantities that results carry in `measurements`
+(`availability`, `error_ratio`, `p95_latency_seconds`), takes the worst value of
+each, and returns the most severe level whose trigger they meet, with reasons.
+`escalation_at` reads the ladder of policy/escalation.yml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from checks._policy import (
+    Contact,
+    EscalationPolicy,
+    Level,
+    SeverityPolicy,
+    format_duration,
+    load_escalation,
+    load_severity,
+)
+from checks._result import CheckResult, Status
+
+__all__ = [
+    "SEVERITY_MIME",
+    "Classification",
+    "Escalation",
+    "Summary",
+    "classify",
+    "escalation_at",
+    "summarize",
+]
+
+SEVERITY_MIME = "application/vnd.drillbook.severity+json"
+
+# measurement name → (how to combine several readings, trigger field, comparison)
+_WORST = {"availability": min, "error_ratio": max, "p95_latency_seconds": max}
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The level the policy suggests (None: no incident) and why."""
+
+    level: Level | None
+    reasons: tuple[str, ...]
+    measurements: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level.id if self.level else None,
+            "name": self.level.name if self.level else None,
+            "reasons": list(self.reasons),
+            "measurements": dict(self.measurements),
+        }
+
+    def to_markdown(self) -> str:
+        if self.level is None:
+            head = "**Suggested severity: none.** No incident by the policy's triggers."
+        else:
+            lv = self.level
+            head = (
+                f"**Suggested severity: {lv.label}, {lv.name}.** {lv.definition} "
+                f"Acknowledge within {format_duration(lv.acknowledge_within)}, "
+                f"resolve within {format_duration(lv.resolve_within)}, "
+                f"update every {format_duration(lv.update_every)}. {lv.paging}"
+            )
+        return "\n".join([head, "", *(f"- {reason}" for reason in self.reasons)])
+
+    def __str__(self) -> str:
+        level = self.level.label if self.level else "none"
+        return f"suggested severity: {level} ({'; '.join(self.reasons)})"
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
+        return {"text/plain": str(self), "text/markdown": self.to_markdown(), SEVERITY_MIME: self.to_dict()}
+
+
+def classify(
+    results: Iterable[CheckResult] = (),
+    *,
+    measurements: Mapping[str, float] | None = None,
+    policy: SeverityPolicy | None = None,
+) -> Classification:
+    """Suggest a severity level from check results and extra measurements.
+
+    The most severe level with a trigger that the worst measurement meets wins.
+    When no trigger matches but some check is not OK, the least severe level is
+    suggested so the finding is not lost; when everything is OK, no level.
+    """
+    policy = policy or load_severity()
+    results = list(results)
+    readings: dict[str, list[float]] = {}
+    for result in results:
+        for name, value in result.measurements.items():
+            readings.setdefault(name, []).append(value)
+    for name, value in (measurements or {}).items():
+        readings.setdefault(name, []).append(float(value))
+    worst = {name: _WORST[name](values) for name, values in readings.items() if name in _WORST}
+
+    for level in policy.levels:
+        reasons = _met(level, worst)
+        if reasons:
+            return Classification(level, tuple(reasons), worst)
+    failing = [r for r in results if not r.ok]
+    if failing:
+        names = ", ".join(f"{r.name} {r.status.value}" for r in failing)
+        reason = f"{names}; no quantitative trigger met, so the least severe level: judge the impact"
+        return Classification(policy.levels[-1], (reason,), worst)
+    return Classification(None, ("every check is OK and no trigger is met",), worst)
+
+
+def _met(level: Level, worst: Mapping[str, float]) -> list[str]:
+    t = level.triggers
+    reasons = []
+    if t.availability_below is not None and worst.get("availability", 1.0) < t.availability_below:
+        reasons.append(f"availability {worst['availability']:.1%} < {t.availability_below:.0%}")
+    if t.error_ratio_above is not None and worst.get("error_ratio", 0.0) > t.error_ratio_above:
+        reasons.append(f"error ratio {worst['error_ratio']:.1%} > {t.error_ratio_above:.0%}")
+    p95 = t.p95_latency_seconds_above
+    if p95 is not None and worst.get("p95_latency_seconds", 0.0) > p95:
+        reasons.append(f"p95 latency {worst['p95_latency_seconds']:.2f} s > {p95:g} s")
+    return reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """Who should have been paged and told by `elapsed` into an incident of `level`."""
+
+    level: Level
+    elapsed: timedelta
+    page: tuple[Contact, ...]
+    notify: tuple[Contact, ...]
+    next_step_in: timedelta | None
+
+    def __str__(self) -> str:
+        page = ", ".join(c.name for c in self.page) or "nobody"
+        notify = ", ".join(c.name for c in self.notify) or "nobody"
+        nxt = f"; next step in {format_duration(self.next_step_in)}" if self.next_step_in else ""
+        return f"{self.level.id} at {format_duration(self.elapsed)}: page {page}; notify {notify}{nxt}"
+
+
+def escalation_at(
+    level: str | Level,
+    elapsed: timedelta,
+    *,
+    severity: SeverityPolicy | None = None,
+    escalation: EscalationPolicy | None = None,
+) -> Escalation:
+    """Everyone the ladder of `level` has reached by `elapsed` (steps accumulate)."""
+    severity = severity or load_severity()
+    lv = severity.level(level) if isinstance(level, str) else level
+    escalation = escalation or load_escalation(severity.source.with_name("escalation.yml"), severity=severity)
+    ladder = escalation.ladders.get(lv.id, ())
+    reached = [step for step in ladder if step.after <= elapsed]
+    later = [step.after - elapsed for step in ladder if step.after > elapsed]
+    return Escalation(
+        level=lv,
+        elapsed=elapsed,
+        page=_unique(c for step in reached for c in step.page),
+        notify=_unique(c for step in reached for c in step.notify),
+        next_step_in=min(later) if later else None,
+    )
+
+
+def _unique(contacts: Iterable[Contact]) -> tuple[Contact, ...]:
+    return tuple(dict.fromkeys(contacts))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The triage table of a run and the severity the policy suggests for it."""
+
+    results: tuple[CheckResult, ...]
+    classification: Classification
+
+    @property
+    def status(self) -> Status:
+        return Status.worst(r.status for r in self.results)
+
+    def to_markdown(self) -> str:
+        rows = ["| check | status | summary |", "| --- | --- | --- |"]
+        rows += [f"| {r.name} | {r.status.value} | {r.summary.replace('|', '/')} |" for r in self.results]
+        return "\n".join([*rows, "", self.classification.to_markdown()])
+
+    def __str__(self) -> str:
+        lines = [str(r) for r in self.results]
+        return "\n".join([*lines, str(self.classification)])
+
+    def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
+        return {
+            "text/plain": str(self),
+            "text/markdown": self.to_markdown(),
+            SEVERITY_MIME: self.classification.to_dict(),
+        }
+
+
+def summarize(results: Iterable[CheckResult], *, policy: SeverityPolicy | None = None) -> Summary:
+    """The triage table of `results` and the policy's suggested severity."""
+    results = tuple(results)
+    return Summary(results, classify(results, policy=policy))

@@ -1,0 +1,133 @@
+"""Targets: where an environment's service, Prometheus, database and cache are.
+
+Endpoints come from policy/environments.yml, or, for an environment declared
+with `endpoints_from: sandbox-state`, from the state file the sandbox writes
+when it starts. Secrets are never in either file: environments.yml names the
+environment variable that holds each one, read here only when asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from checks._errors import ConfigError
+from checks._policy import load_environments, policy_dir
+
+__all__ = ["QueryDefaults", "Targets", "sandbox_state_path"]
+
+STATE_VARIABLE = "DRILLBOOK_SANDBOX_STATE"
+SANDBOX_DIR_VARIABLE = "DRILLBOOK_SANDBOX_DIR"
+
+
+def sandbox_state_path() -> Path:
+    """$DRILLBOOK_SANDBOX_STATE, else state.json in $DRILLBOOK_SANDBOX_DIR or in .sandbox/."""
+    if path := os.environ.get(STATE_VARIABLE):
+        return Path(path)
+    if folder := os.environ.get(SANDBOX_DIR_VARIABLE):
+        return Path(folder) / "state.json"
+    return policy_dir().parent / ".sandbox" / "state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class QueryDefaults:
+    """Per-environment query settings: a rate window that fits the scrape interval, a timeout."""
+
+    rate_window: str = "5m"
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The endpoints of one environment and how to act on it."""
+
+    environment: str
+    gate: Literal["apply", "confirm"]
+    api: str | None = None
+    prometheus: str | None = None
+    postgres: str | None = None
+    redis: str | None = None
+    services: Mapping[str, str] = field(default_factory=dict)
+    prometheus_jobs: Mapping[str, str] = field(default_factory=dict)
+    platform: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    secret_variables: Mapping[str, str] = field(default_factory=dict)
+    query: QueryDefaults = field(default_factory=QueryDefaults)
+
+    @classmethod
+    def from_env(cls, env: str = "sandbox", *, environments: Path | None = None) -> Targets:
+        """The targets of environment `env` as policy/environments.yml (or `environments`) declares."""
+        declared = load_environments(environments)
+        if env not in declared:
+            raise ConfigError(f"unknown environment {env!r}; environments.yml declares {', '.join(declared)}")
+        spec: dict[str, Any] = declared[env]
+        endpoints: Mapping[str, str] = spec.get("endpoints", {})
+        jobs = dict(spec.get("prometheus_jobs", {}))
+        platform = {k: tuple(v) for k, v in spec.get("platform", {}).items()}
+        if spec.get("endpoints_from") == "sandbox-state":
+            state = _read_state(sandbox_state_path())
+            endpoints = state["endpoints"]
+            jobs = {**state.get("prometheus_jobs", {}), **jobs}
+            platform = {**{k: tuple(v) for k, v in state.get("platform", {}).items()}, **platform}
+        return cls(
+            environment=env,
+            gate=spec["gate"],
+            api=endpoints.get("api"),
+            prometheus=endpoints.get("prometheus"),
+            postgres=endpoints.get("postgres"),
+            redis=endpoints.get("redis"),
+            services=dict(spec.get("services", {})),
+            prometheus_jobs=jobs,
+            platform=platform,
+            secret_variables=dict(spec.get("secrets", {})),
+            query=QueryDefaults(**spec.get("query_defaults", {})),
+        )
+
+    def endpoint(self, name: Literal["api", "prometheus", "postgres", "redis"]) -> str:
+        """The endpoint `name`, or a ConfigError saying which environment lacks it."""
+        value: str | None = getattr(self, name)
+        if not value:
+            raise ConfigError(f"environment {self.environment!r} declares no {name} endpoint")
+        return value
+
+    def service_name(self, service: str) -> str:
+        """The platform's name for a logical service (`api` may be `reference-api` in a cluster)."""
+        return self.services.get(service, service)
+
+    def job(self, service: str) -> str:
+        """The Prometheus job that scrapes a logical service."""
+        return self.prometheus_jobs.get(service, service)
+
+    def secret(self, name: str) -> str:
+        """The value of secret `name`, read from the environment variable environments.yml names."""
+        variable = self.secret_variables.get(name)
+        if variable is None:
+            raise ConfigError(f"environment {self.environment!r} declares no secret {name!r}")
+        value = os.environ.get(variable)
+        if not value:
+            raise ConfigError(
+                f"secret {name!r} of environment {self.environment!r} is not set: export {variable}"
+            )
+        return value
+
+    def secret_values(self) -> list[str]:
+        """Every secret of this environment that is set, for redaction."""
+        return [v for var in self.secret_variables.values() if (v := os.environ.get(var))]
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the sandbox is not running: no state file at {path}. "
+            "Hint: start it with `python -m sandbox up`."
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable sandbox state ({exc}); restart the sandbox") from exc
+    if not isinstance(state.get("endpoints"), dict):
+        raise ConfigError(f"{path}: the sandbox state has no `endpoints` mapping; restart the sandbox")
+    return state
