@@ -1,0 +1,1 @@
+"""drillbook: the tooling around the runbooks: runner, CLI, site macros, pytest plugin."""

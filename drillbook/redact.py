@@ -1,0 +1,64 @@
+"""Redaction: nothing that looks like a secret reaches a report, an executed notebook or a log.
+
+Two sources: the values of every secret variable that policy/environments.yml
+names (when set), and known token shapes (bearer tokens, passwords in DSNs,
+API keys), so a secret is masked even when nobody declared it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from checks import load_environments
+
+MASK = "***"
+
+_SHAPES = (
+    # scheme://user:password@host → scheme://user:***@host
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE), rf"\1{MASK}@"),
+    (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), rf"\1{MASK}"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), MASK),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
+    (
+        re.compile(
+            r"""((?:password|passwd|secret|token|api[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;&]+""", re.I
+        ),
+        rf"\1{MASK}",
+    ),
+)
+
+
+class Redactor:
+    """Masks known secret values and secret-shaped strings in text and in JSON-like data."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    @classmethod
+    def from_policy(cls) -> Redactor:
+        """A redactor for every secret variable named in environments.yml that is set here."""
+        environments = load_environments()
+        variables = {var for env in environments.values() for var in env.get("secrets", {}).values()}
+        return cls(value for var in variables if (value := os.environ.get(var)))
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def data(self, value: Any) -> Any:
+        """`value` with every string inside it redacted (dicts, lists, nested)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self.data(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.data(item) for item in value]
+        return value

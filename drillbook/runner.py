@@ -1,0 +1,440 @@
+"""The notebook runner: jupytext → parameters → nbclient → `RunRecord`.
+
+    execution = execute(Runbook.find("service-down"), parameters={"env": "sandbox"})
+    execution.record.status          # "ok" or "error"
+    write_outputs(execution, Path("build/executed"))
+
+Parameters are injected papermill-style: a cell tagged `injected-parameters`
+right after the cell tagged `parameters`, assigning literals only. Only names
+that the `parameters` cell declares can be overridden, and a value given as
+text (from the command line) is converted to the type of the default.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import copy
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from checks import RESULT_MIME, CheckResult, ConfigError, policy_dir
+from checks.actions import ACTION_MIME
+from checks.severity import SEVERITY_MIME
+from drillbook.redact import Redactor
+
+__all__ = [
+    "CellEvent",
+    "CellRecord",
+    "Execution",
+    "RunRecord",
+    "Runbook",
+    "execute",
+    "inject_parameters",
+    "notebook_parameters",
+    "write_outputs",
+]
+
+DEFAULT_CELL_TIMEOUT_S = 60.0
+DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def project_root() -> Path:
+    """The runbook repository: the folder that holds policy/."""
+    return policy_dir().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Runbook:
+    """A runbook's notebook, found by its slug."""
+
+    slug: str
+    notebook: Path
+
+    @classmethod
+    def find(cls, name: str, *, root: Path | None = None) -> Runbook:
+        """`name` is a slug (`service-down`) or a path to a notebook file."""
+        path = Path(name)
+        if path.suffix == ".py" and path.is_file():
+            return cls(path.stem, path.resolve())
+        folder = (root or project_root()) / "notebooks"
+        notebook = folder / f"{name}.py"
+        if not notebook.is_file():
+            known = ", ".join(r.slug for r in cls.all(root=root)) or "none"
+            raise ConfigError(f"no runbook {name!r}: {notebook} does not exist. Known runbooks: {known}")
+        return cls(name, notebook)
+
+    @classmethod
+    def all(cls, *, root: Path | None = None) -> list[Runbook]:
+        folder = (root or project_root()) / "notebooks"
+        return [cls(p.stem, p) for p in sorted(folder.glob("*.py"))]
+
+
+@dataclass(slots=True)
+class CellRecord:
+    """One code cell of a run: what it is, when it ran, how it ended, what it reported."""
+
+    index: int
+    tags: tuple[str, ...]
+    source: str
+    status: Literal["pending", "ok", "error"] = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    severity: dict[str, Any] | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The step kind: the first drillbook tag, else "setup"."""
+        known = ("parameters", "injected-parameters", "diagnosis", "summary", "mitigation", "verify")
+        return next((t for t in self.tags if t in known), "setup")
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """Everything a run did, in order; the source of reports and audit records."""
+
+    runbook: str
+    notebook: str
+    environment: str
+    parameters: dict[str, Any]
+    started_at: datetime
+    git_revision: str | None
+    cells: list[CellRecord]
+    finished_at: datetime | None = None
+    status: Literal["running", "ok", "error"] = "running"
+    error: str | None = None
+    error_name: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def results(self, kind: str | None = None) -> list[CheckResult]:
+        """Every check result reported, or those of cells of one kind (`diagnosis`, `verify`)."""
+        return [CheckResult.from_dict(r) for c in self.cells if kind in (None, c.kind) for r in c.results]
+
+    @property
+    def severity(self) -> dict[str, Any] | None:
+        """The last severity the run suggested."""
+        found = [c.severity for c in self.cells if c.severity is not None]
+        return found[-1] if found else None
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return [a for c in self.cells for a in c.actions]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration_s"] = self.duration_s
+        plain: dict[str, Any] = json.loads(json.dumps(data, default=_iso))
+        return plain
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class CellEvent:
+    """A progress event: a code cell started or finished."""
+
+    phase: Literal["start", "end"]
+    cell: CellRecord
+    position: int
+    total: int
+
+
+@dataclass(slots=True)
+class Execution:
+    """An executed notebook and the record of its run."""
+
+    notebook: nbformat.NotebookNode
+    record: RunRecord
+
+
+def notebook_parameters(nb: nbformat.NotebookNode) -> tuple[int, dict[str, Any]]:
+    """The index of the `parameters` cell and the literal defaults it assigns."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            defaults: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                    raise ConfigError(f"cell {index}: the parameters cell may only assign literals")
+                target = node.targets[0]
+                if not isinstance(target, ast.Name):
+                    raise ConfigError(f"cell {index}: the parameters cell may only assign plain names")
+                try:
+                    defaults[target.id] = ast.literal_eval(node.value)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"cell {index}: parameter {target.id} must be a literal ({exc})"
+                    ) from None
+            return index, defaults
+    raise ConfigError("the notebook has no cell tagged 'parameters'")
+
+
+def inject_parameters(nb: nbformat.NotebookNode, overrides: Mapping[str, Any]) -> nbformat.NotebookNode:
+    """A copy of `nb` with an `injected-parameters` cell after its `parameters` cell."""
+    index, defaults = notebook_parameters(nb)
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter {', '.join(unknown)}; this notebook takes {', '.join(defaults)}"
+        )
+    values = {name: _coerce(name, value, defaults[name]) for name, value in overrides.items()}
+    out = copy.deepcopy(nb)
+    out.cells = [c for c in out.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if values:
+        source = "# Parameters injected for this run\n" + "".join(
+            f"{name} = {value!r}\n" for name, value in values.items()
+        )
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+        out.cells.insert(index + 1, cell)
+    return out
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """`value` as the type of `default`: text from a command line is parsed, other values checked."""
+    if isinstance(value, str) and not isinstance(default, str):
+        return _parse(name, value, default)
+    widening = isinstance(default, float) and isinstance(value, int)
+    if default is not None and not isinstance(value, type(default)) and not widening:
+        raise ConfigError(f"parameter {name}: expected {type(default).__name__}, got {type(value).__name__}")
+    return value
+
+
+def _parse(name: str, text: str, default: Any) -> Any:
+    text = text.strip()
+    if isinstance(default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"parameter {name}: {text!r} is not a boolean (true/false)")
+    try:
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"parameter {name}: {text!r} is not a {type(default).__name__}") from None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def git_revision(cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
+def execute(
+    runbook: Runbook,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    cell_timeout_s: float | None = None,
+    timeout_s: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
+    kernel_name: str = "python3",
+    on_cell: Callable[[CellEvent], None] | None = None,
+) -> Execution:
+    """Run `runbook`'s notebook in a fresh kernel and record every code cell.
+
+    A cell that raises stops the run (unless tagged `raises-exception`); the
+    error is kept in the record with the cell's traceback. `cell_timeout_s`
+    defaults to the notebook's `drillbook.cell_timeout_s` metadata, else 60 s.
+    """
+    root = project_root()
+    parameters = dict(parameters or {})
+    nb = inject_parameters(jupytext.read(runbook.notebook), parameters)
+    meta = nb.metadata.get("drillbook", {})
+    per_cell = cell_timeout_s or float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S))
+    _, defaults = notebook_parameters(nb)
+    effective = {**defaults, **{k: v for k, v in _assigned(nb).items() if k in defaults}}
+
+    cells = {
+        i: CellRecord(index=i, tags=tuple(c.metadata.get("tags", [])), source=c.source)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+    }
+    order = list(cells)
+    record = RunRecord(
+        runbook=runbook.slug,
+        notebook=str(
+            runbook.notebook.relative_to(root) if runbook.notebook.is_relative_to(root) else runbook.notebook
+        ),
+        environment=str(effective.get("env", "unknown")),
+        parameters=effective,
+        started_at=datetime.now().astimezone(),
+        git_revision=git_revision(root),
+        cells=list(cells.values()),
+    )
+    clocks: dict[int, float] = {}
+
+    def started(cell: Any, cell_index: int, **_: Any) -> None:
+        if cell_index not in cells:  # nbclient reports markdown cells too
+            return
+        entry = cells[cell_index]
+        entry.started_at = datetime.now().astimezone()
+        clocks[cell_index] = time.perf_counter()
+        if on_cell:
+            on_cell(CellEvent("start", entry, order.index(cell_index) + 1, len(order)))
+
+    def finished(cell: Any, cell_index: int, execute_reply: Any = None, **_: Any) -> None:
+        if cell_index not in cells:
+            return
+        entry = cells[cell_index]
+        entry.finished_at = datetime.now().astimezone()
+        entry.duration_s = round(time.perf_counter() - clocks.get(cell_index, time.perf_counter()), 3)
+        ok = execute_reply is None or execute_reply.get("content", {}).get("status") == "ok"
+        entry.status = "ok" if ok else "error"
+        _collect(entry, cell.get("outputs", []))
+        if on_cell:
+            on_cell(CellEvent("end", entry, order.index(cell_index) + 1, len(order)))
+
+    client = NotebookClient(
+        nb,
+        timeout=per_cell,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(root)}},
+        on_cell_start=started,
+        on_cell_executed=finished,
+    )
+    try:
+        asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
+        record.status = "ok"
+    except CellExecutionError as exc:
+        record.status, record.error, record.error_name = "error", str(exc), exc.ename
+    except CellTimeoutError as exc:
+        record.status, record.error = "error", f"a cell ran longer than {per_cell:g} s: {exc}"
+    except DeadKernelError as exc:
+        record.status, record.error = "error", f"the kernel died: {exc}"
+    except TimeoutError:
+        record.status, record.error = "error", f"the notebook ran longer than {timeout_s:g} s"
+    record.finished_at = datetime.now().astimezone()
+    for entry in cells.values():
+        if entry.status == "error" and entry.error is None:
+            entry.error = record.error
+    nb.metadata["drillbook"] = {
+        **meta,
+        "executed_at": record.finished_at.isoformat(),
+        "environment": record.environment,
+        "status": record.status,
+        "git_revision": record.git_revision,
+        "duration_s": record.duration_s,
+    }
+    return Execution(nb, record)
+
+
+def _assigned(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """Literal values assigned by the injected-parameters cell, if any."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            return {
+                n.targets[0].id: ast.literal_eval(n.value)
+                for n in ast.parse(cell.source).body
+                if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+            }
+    return {}
+
+
+def _collect(entry: CellRecord, outputs: list[Any]) -> None:
+    for output in outputs:
+        data = output.get("data", {})
+        if RESULT_MIME in data:
+            entry.results.append(_json(data[RESULT_MIME]))
+        if SEVERITY_MIME in data:
+            entry.severity = _json(data[SEVERITY_MIME])
+        if ACTION_MIME in data:
+            entry.actions.append(_json(data[ACTION_MIME]))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(value) if isinstance(value, str) else dict(value)
+    return parsed
+
+
+def write_outputs(
+    execution: Execution, folder: Path, *, redactor: Redactor | None = None, stem: str | None = None
+) -> dict[str, Path]:
+    """Write the executed notebook, the JSON record and a Markdown report, redacted, atomically."""
+    redactor = redactor or Redactor.from_policy()
+    stem = stem or execution.record.runbook
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = nbformat.from_dict(redactor.data(execution.notebook))
+    record = redactor.data(execution.record.to_dict())
+    paths = {
+        "notebook": folder / f"{stem}.ipynb",
+        "record": folder / f"{stem}.json",
+        "report": folder / f"{stem}.md",
+    }
+    _atomic_write(paths["notebook"], nbformat.writes(notebook))
+    _atomic_write(paths["record"], json.dumps(record, indent=2) + "\n")
+    _atomic_write(paths["report"], redactor.text(report_markdown(execution.record)))
+    return paths
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def report_markdown(record: RunRecord) -> str:
+    """A human-readable report of one run: triage, severity, actions, cells."""
+    lines = [
+        f"# Run of {record.runbook} in {record.environment}",
+        "",
+        f"- started: {record.started_at.isoformat(timespec='seconds')}",
+        f"- duration: {record.duration_s or 0:.1f} s",
+        f"- status: {record.status}",
+        f"- revision: {record.git_revision or 'unknown'}",
+        f"- parameters: `{json.dumps(record.parameters)}`",
+        "",
+        "## Triage",
+        "",
+        "| check | status | summary |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {r.name} | {r.status.value} | {r.summary} |" for r in record.results("diagnosis")]
+    severity = record.severity
+    if severity:
+        lines += ["", f"Suggested severity: **{severity['level'] or 'none'}**", ""]
+        lines += [f"- {reason}" for reason in severity["reasons"]]
+    if record.actions:
+        lines += ["", "## Actions", ""]
+        lines += [f"- {a['state']}: {a['action']} on {a['target']} ({a['reason']})" for a in record.actions]
+    verified = record.results("verify")
+    if verified:
+        lines += ["", "## Verification", ""]
+        lines += [f"- {r.name}: {r.status.value}, {r.summary}" for r in verified]
+    lines += ["", "## Cells", "", "| # | kind | status | seconds |", "| --- | --- | --- | --- |"]
+    lines += [f"| {c.index} | {c.kind} | {c.status} | {c.duration_s or 0:.2f} |" for c in record.cells]
+    if record.error:
+        lines += ["", "## Error", "", "```", record.error, "```"]
+    return "\n".join(lines) + "\n"
