@@ -1,0 +1,65 @@
+"""Fakes for unit tests of parsing and decisions: no network, no kernel.
+
+    client = httpx.Client(transport=prometheus_transport({"up": [({"instance": "a"}, 1)]}))
+    result = prometheus.check_up(targets(), client=client)
+
+Only for tests of how checks read answers and decide; anything that can talk
+to a real Prometheus, service or database in a test should.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from checks._result import CheckResult, Status
+from checks.targets import Targets
+
+__all__ = ["json_transport", "prometheus_transport", "result", "targets"]
+
+Series = Sequence[tuple[Mapping[str, str], float]]
+
+
+def targets(environment: str = "test", *, gate: str = "apply", **overrides: Any) -> Targets:
+    """Targets pointing at unroutable fake hosts, for use with a fake transport."""
+    values: dict[str, Any] = {
+        "api": "http://api.test",
+        "prometheus": "http://prometheus.test",
+        "platform": {"restart": ("true",)},
+        **overrides,
+    }
+    return Targets(environment=environment, gate=gate, **values)  # type: ignore[arg-type]
+
+
+def prometheus_transport(answers: Mapping[str, Series], *, error: str | None = None) -> httpx.MockTransport:
+    """A Prometheus HTTP API that answers instant queries from `answers` (query → samples)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if error is not None:
+            body = {"status": "error", "errorType": "bad_data", "error": error}
+            return httpx.Response(400, json=body)
+        promql = request.url.params.get("query", "")
+        series = answers.get(promql, ())
+        result = [
+            {"metric": dict(labels), "value": [1_700_000_000.0, str(value)]} for labels, value in series
+        ]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+        )
+
+    return httpx.MockTransport(handle)
+
+
+def json_transport(status_code: int, body: Any) -> httpx.MockTransport:
+    """An HTTP server that answers every request with `status_code` and `body` as JSON."""
+    content = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    return httpx.MockTransport(lambda _: httpx.Response(status_code, content=content, headers=headers))
+
+
+def result(name: str, status: Status | str = Status.OK, **measurements: float) -> CheckResult:
+    """A canned result, for tests of classification and summaries."""
+    return CheckResult(name, Status(status), f"{name} is {Status(status).value}", measurements=measurements)

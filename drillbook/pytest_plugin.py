@@ -1,0 +1,90 @@
+"""A pytest plugin that collects runbook notebooks (`notebooks/*.py`) as test items.
+
+Each notebook runs in a fresh kernel against the environment the
+`runbook_targets` fixture names (the project's conftest provides the
+sandbox's). The item fails when a cell raises, showing the cell's source and
+traceback, or when a diagnosis check is not OK: against a healthy environment
+every diagnosis must say so. Executed notebooks and reports are written to
+`--runbook-output` (default build/executed), where the site picks them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checks import Targets
+from drillbook.runner import Runbook, execute, project_root, write_outputs
+
+_HEADER = "format_name: percent"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("drillbook", "runbook notebooks")
+    group.addoption(
+        "--runbook-output",
+        default=None,
+        help="folder for executed notebooks and reports (default: build/executed)",
+    )
+    group.addoption("--no-runbooks", action="store_true", help="do not collect notebooks/*.py as tests")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if parent.config.getoption("no_runbooks"):
+        return None
+    if file_path.suffix == ".py" and file_path.parent.name == "notebooks" and _is_notebook(file_path):
+        file: NotebookFile = NotebookFile.from_parent(parent, path=file_path)
+        return file
+    return None
+
+
+def _is_notebook(path: Path) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        head = handle.read(1024)
+    return head.startswith("# ---") and _HEADER in head
+
+
+class NotebookFile(pytest.File):
+    """A runbook notebook: one item that executes it."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield NotebookItem.from_parent(self, name=self.path.stem, callobj=_run_runbook)
+
+
+class NotebookItem(pytest.Function):
+    """Executes one notebook; a failure shows the failing cell instead of plugin internals."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"runbook {self.name}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, RunbookFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+class RunbookFailed(AssertionError):
+    """A notebook raised, or a diagnosis was not OK against a healthy environment."""
+
+
+def _run_runbook(request: pytest.FixtureRequest, runbook_targets: Targets) -> None:
+    item = request.node
+    runbook = Runbook(item.name, item.path)
+    execution = execute(runbook, parameters={"env": runbook_targets.environment})
+    configured = request.config.getoption("runbook_output")
+    folder = Path(configured) if configured else project_root() / "build" / "executed"
+    paths = write_outputs(execution, folder)
+    record = execution.record
+    if record.error:
+        raise RunbookFailed(
+            f"{runbook.notebook}: the run stopped (report: {paths['report']})\n{record.error}"
+        )
+    bad = [r for r in record.results("diagnosis") if not r.ok]
+    if bad:
+        lines = "\n".join(f"  {r}" for r in bad)
+        raise RunbookFailed(
+            f"{runbook.notebook}: against a healthy {runbook_targets.environment}, every diagnosis "
+            f"must be OK, but:\n{lines}\n(report: {paths['report']})"
+        )

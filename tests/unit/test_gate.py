@@ -1,0 +1,74 @@
+"""The gate: dry runs by default, apply when asked, a named confirmation for production."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from checks import ActionFailed, ActionRefused, ConfigError, Gate, Status, restart_service
+from checks.testing import result, targets
+
+Marker = tuple[tuple[str, ...], Path]
+
+
+@pytest.fixture
+def restart_marker(tmp_path: Path) -> Marker:
+    """A platform restart command that records which service it was asked to restart."""
+    marker = tmp_path / "restarted"
+    argv = (sys.executable, "-c", f"import pathlib; pathlib.Path({str(marker)!r}).write_text('{{service}}')")
+    return argv, marker
+
+
+def test_without_apply_the_gate_only_plans(restart_marker: Marker) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv}, services={"api": "reference-api"})
+    outcome = Gate.for_targets(t).run(restart_service(t, "api"))
+    assert outcome.state == "planned"
+    assert outcome.plan.target == "reference-api"
+    assert "reference-api" in " ".join(outcome.plan.command)
+    assert not marker.exists()
+
+
+def test_with_apply_the_platform_command_runs_with_the_platform_name(restart_marker: Marker) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv}, services={"api": "reference-api"})
+    outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
+    assert outcome.applied
+    assert marker.read_text() == "reference-api"
+
+
+def test_production_without_confirmation_is_refused_and_changes_nothing(restart_marker: Marker) -> None:
+    argv, marker = restart_marker
+    t = targets("production", gate="confirm", platform={"restart": argv})
+    with pytest.raises(ActionRefused, match="confirm='production'"):
+        Gate.for_targets(t, apply=True, confirm="staging").run(restart_service(t, "api"))
+    assert not marker.exists()
+    outcome = Gate.for_targets(t, apply=True, confirm="production").run(restart_service(t, "api"))
+    assert outcome.applied
+    assert marker.exists()
+
+
+def test_healthy_evidence_skips_the_action(restart_marker: Marker) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv})
+    outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=[result("health")])
+    assert outcome.state == "skipped"
+    assert not marker.exists()
+    failing = Gate.for_targets(t, apply=True).run(
+        restart_service(t, "api"), evidence=[result("health", Status.CRIT)]
+    )
+    assert failing.applied
+
+
+def test_a_failing_platform_command_raises_with_its_output() -> None:
+    t = targets(platform={"restart": (sys.executable, "-c", "import sys; sys.exit('no such deployment')")})
+    with pytest.raises(ActionFailed, match="no such deployment"):
+        Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
+
+
+def test_an_environment_without_a_restart_command_is_a_config_error() -> None:
+    t = targets(platform={})
+    with pytest.raises(ConfigError, match=r"platform\.restart"):
+        Gate.for_targets(t).run(restart_service(t, "api"))

@@ -1,0 +1,98 @@
+"""The policy loaders: the real files load, and a malformed file says where and how it is wrong."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from checks import ConfigError, load_environments, load_escalation, load_severity
+from checks._policy import format_duration, parse_duration
+
+POLICY = Path(__file__).resolve().parents[2] / "policy"
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "policy"
+    shutil.copytree(POLICY, folder)
+    return folder
+
+
+def test_the_shipped_severity_policy_has_four_levels_with_aliases() -> None:
+    policy = load_severity(POLICY / "severity.yml")
+    assert [level.id for level in policy.levels] == ["SEV1", "SEV2", "SEV3", "SEV4"]
+    assert policy.level("p0").id == "SEV1"
+    assert policy.level("P3").id == "SEV4"
+    assert policy.level("SEV2").acknowledge_within == timedelta(minutes=30)
+
+
+def test_unknown_level_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown severity 'SEV9'.*SEV1 \(P0\)"):
+        load_severity(POLICY / "severity.yml").level("SEV9")
+
+
+def test_shipped_escalation_and_environments_load() -> None:
+    escalation = load_escalation(POLICY / "escalation.yml")
+    assert set(escalation.ladders) == {"SEV1", "SEV2", "SEV3", "SEV4"}
+    environments = load_environments(POLICY / "environments.yml")
+    assert set(environments) == {"sandbox", "staging", "production"}
+    assert environments["production"]["gate"] == "confirm"
+
+
+def test_malformed_duration_names_file_line_key_and_expected_shape(policy_copy: Path) -> None:
+    path = policy_copy / "severity.yml"
+    text = path.read_text()
+    path.write_text(text.replace("acknowledge_within: 30m", "acknowledge_within: half an hour"))
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if "half an hour" in row)
+
+    with pytest.raises(ConfigError) as caught:
+        load_severity(path)
+
+    message = str(caught.value)
+    assert f"{path}:{line}: levels[1].acknowledge_within" in message
+    assert "a duration such as 15m, 4h or 1d" in message
+
+
+def test_missing_key_is_reported_at_its_parent(policy_copy: Path) -> None:
+    path = policy_copy / "environments.yml"
+    path.write_text(path.read_text().replace("    gate: confirm\n", "", 1))
+
+    with pytest.raises(
+        ConfigError, match=r"environments\.yml:\d+: environments\.production: 'gate' is a required"
+    ):
+        load_environments(path)
+
+
+def test_yaml_syntax_error_names_the_line(policy_copy: Path) -> None:
+    path = policy_copy / "escalation.yml"
+    path.write_text("contacts: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"escalation\.yml:\d+: not valid YAML"):
+        load_escalation(path, severity=load_severity(POLICY / "severity.yml"))
+
+
+def test_escalation_naming_an_unknown_contact_fails(policy_copy: Path) -> None:
+    path = policy_copy / "escalation.yml"
+    path.write_text(path.read_text().replace("page: [secondary-oncall]", "page: [night-owl]", 1))
+    with pytest.raises(ConfigError, match=r"unknown contact 'night-owl'"):
+        load_escalation(path)
+
+
+def test_duplicate_alias_is_refused(policy_copy: Path) -> None:
+    path = policy_copy / "severity.yml"
+    path.write_text(path.read_text().replace("aliases: [P1]", "aliases: [P0]"))
+    with pytest.raises(ConfigError, match=r"the name P0 is already used by SEV1"):
+        load_severity(path)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("15m", timedelta(minutes=15)), ("1d", timedelta(days=1))])
+def test_durations_round_trip(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert format_duration(expected) == text
+
+
+def test_bad_duration_says_how_to_write_one() -> None:
+    with pytest.raises(ConfigError, match="such as 15m"):
+        parse_duration("soon")

@@ -1,0 +1,88 @@
+"""Parameter injection and redaction: what the runner writes and what it refuses."""
+
+from __future__ import annotations
+
+import jupytext
+import pytest
+
+from checks import ConfigError
+from drillbook.redact import MASK, Redactor
+from drillbook.runner import inject_parameters, notebook_parameters
+
+NOTEBOOK = """\
+# %% [markdown]
+# # A runbook
+
+# %% tags=["parameters"]
+env = "sandbox"
+apply = False
+window_s = 30.0
+attempts = 3
+
+# %%
+print(env, apply)
+"""
+
+
+def notebook() -> jupytext.jupytext.NotebookNode:
+    return jupytext.reads(NOTEBOOK, fmt="py:percent")
+
+
+def test_defaults_are_read_from_the_parameters_cell() -> None:
+    index, defaults = notebook_parameters(notebook())
+    assert index == 1
+    assert defaults == {"env": "sandbox", "apply": False, "window_s": 30.0, "attempts": 3}
+
+
+def test_overrides_land_in_a_cell_right_after_the_parameters_cell_as_typed_literals() -> None:
+    nb = inject_parameters(notebook(), {"apply": "yes", "window_s": "12", "attempts": 5, "env": "staging"})
+    injected = nb.cells[2]
+    assert injected.metadata["tags"] == ["injected-parameters"]
+    assert "apply = True\n" in injected.source
+    assert "window_s = 12.0\n" in injected.source
+    assert "attempts = 5\n" in injected.source
+    assert "env = 'staging'\n" in injected.source
+
+
+def test_injection_replaces_an_earlier_injected_cell() -> None:
+    once = inject_parameters(notebook(), {"apply": True})
+    twice = inject_parameters(once, {"attempts": 1})
+    tagged = [c for c in twice.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert "apply" not in tagged[0].source
+
+
+def test_text_is_never_injected_as_code() -> None:
+    nb = inject_parameters(notebook(), {"env": "x'; import os; os.system('true') #"})
+    assert nb.cells[2].source.splitlines()[1] == "env = \"x'; import os; os.system('true') #\""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"nope": "1"}, "unknown parameter nope; this notebook takes env, apply, window_s, attempts"),
+        ({"apply": "maybe"}, "parameter apply: 'maybe' is not a boolean"),
+        ({"attempts": "three"}, "parameter attempts: 'three' is not a int"),
+        ({"attempts": 2.5}, "parameter attempts: expected int, got float"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_name(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        inject_parameters(notebook(), overrides)
+
+
+def test_redaction_masks_declared_secrets_and_secret_shapes() -> None:
+    redactor = Redactor(["s3cr3t-admin-token"])
+    text = (
+        "token s3cr3t-admin-token; dsn postgresql://app:hunter22@db:5432/app; "
+        "Authorization: Bearer abcdefghijklmnop; password=letmein"
+    )
+    masked = redactor.text(text)
+    for secret in ("s3cr3t-admin-token", "hunter22", "abcdefghijklmnop", "letmein"):
+        assert secret not in masked
+    assert f"postgresql://app:{MASK}@db:5432/app" in masked
+
+
+def test_redaction_walks_nested_data() -> None:
+    data = {"outputs": [{"text": "key sk-abcdefghijklmnopqrstuv"}], "n": 3}
+    assert Redactor().data(data) == {"outputs": [{"text": f"key {MASK}"}], "n": 3}
