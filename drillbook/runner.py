@@ -29,6 +29,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from traitlets.config import Config
 
 from checks import RESULT_MIME, CheckResult, ConfigError, policy_dir
 from checks.actions import ACTION_MIME
@@ -324,6 +325,8 @@ def execute(
         resources={"metadata": {"path": str(root)}},
         on_cell_start=started,
         on_cell_executed=finished,
+        # Unix sockets instead of loopback TCP: no ports for other local users to reach.
+        config=Config({"KernelManager": {"transport": "ipc"}}),
     )
     try:
         asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
