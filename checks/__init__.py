@@ -15,12 +15,15 @@ from checks._errors import (
     ProbeError,
 )
 from checks._policy import (
+    POLICY_DIR_VARIABLE,
     EscalationPolicy,
     Level,
     SeverityPolicy,
+    format_duration,
     load_environments,
     load_escalation,
     load_severity,
+    parse_duration,
     policy_dir,
 )
 from checks._result import RESULT_MIME, CheckResult, Status
@@ -30,6 +33,7 @@ from checks.severity import Classification, classify, escalation_at, summarize
 from checks.targets import Targets
 
 __all__ = [
+    "POLICY_DIR_VARIABLE",
     "RESULT_MIME",
     "Action",
     "ActionError",
@@ -51,10 +55,12 @@ __all__ = [
     "Targets",
     "classify",
     "escalation_at",
+    "format_duration",
     "http",
     "load_environments",
     "load_escalation",
     "load_severity",
+    "parse_duration",
     "policy_dir",
     "prometheus",
     "restart_service",

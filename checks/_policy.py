@@ -187,13 +187,22 @@ class EscalationPolicy:
     source: Path
 
 
+def _version(path: Path) -> int:
+    """The file's modification time: part of every cache key, so an edited policy is read again."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def load_severity(path: Path | None = None) -> SeverityPolicy:
     """Load and validate policy/severity.yml (or `path`)."""
-    return _load_severity(path or policy_dir() / "severity.yml")
+    path = path or policy_dir() / "severity.yml"
+    return _load_severity(path, _version(path))
 
 
 @cache
-def _load_severity(path: Path) -> SeverityPolicy:
+def _load_severity(path: Path, _version: int) -> SeverityPolicy:
     data = load_document(path)
     levels = tuple(_level(entry) for entry in data["levels"])
     seen: dict[str, str] = {}
@@ -228,11 +237,11 @@ def load_escalation(path: Path | None = None, *, severity: SeverityPolicy | None
     """Load policy/escalation.yml; every ladder must name a level of the severity policy."""
     path = path or policy_dir() / "escalation.yml"
     severity = severity or load_severity(path.with_name("severity.yml"))
-    return _load_escalation(path, severity)
+    return _load_escalation(path, _version(path), severity)
 
 
 @cache
-def _load_escalation(path: Path, severity: SeverityPolicy) -> EscalationPolicy:
+def _load_escalation(path: Path, _version: int, severity: SeverityPolicy) -> EscalationPolicy:
     data = load_document(path)
     contacts = {key: Contact(key, c["name"], c["reach"]) for key, c in data["contacts"].items()}
     ladders: dict[str, tuple[EscalationStep, ...]] = {}

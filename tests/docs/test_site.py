@@ -1,0 +1,346 @@
+"""The documentation site: real `mkdocs build --strict` runs, plus the macros' renderers on their own.
+
+Each build scenario runs once per module (a build takes seconds): the site as it
+is, the site built against a modified copy of the policy, and a copy of the
+project whose runbook asks for a notebook tag that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from checks import load_severity
+from drillbook.site import (
+    OUTPUT_TITLE,
+    SiteError,
+    read_runbook_pages,
+    render_runbook_catalogue,
+    render_runbook_steps,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_TIMEOUT_S = 180
+DIAGNOSIS_CALL = 'runbook_steps("service-down", "diagnosis")'
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def mkdocs_build(
+    project: Path, site_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`mkdocs build --strict` of `project`'s mkdocs.yml into `site_dir`, with this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_POLICY_DIR"}
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra_env or {})
+    argv = [
+        sys.executable, "-m", "mkdocs", "build", "--strict",
+        "--config-file", str(project / "mkdocs.yml"), "--site-dir", str(site_dir),
+    ]  # fmt: skip
+    return subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+
+
+def built(result: subprocess.CompletedProcess[str], site_dir: Path) -> Path:
+    assert result.returncode == 0, f"mkdocs build failed:\n{result.stdout}\n{result.stderr}"
+    return site_dir
+
+
+def copy_project(destination: Path) -> Path:
+    """The parts of the checkout that a build reads, copied so that a test may change them."""
+    for name in ("docs", "notebooks", "policy"):
+        shutil.copytree(REPO / name, destination / name)
+    shutil.copy2(REPO / "mkdocs.yml", destination / "mkdocs.yml")
+    return destination
+
+
+class _Html(HTMLParser):
+    """Collects table rows (cell texts), the text inside <code>, and <link>/<script> URLs."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self.code: list[str] = []
+        self.resources: list[str] = []
+        self._cell: list[str] | None = None
+        self._code_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "code":
+            self._code_depth += 1
+            self.code.append("")
+        elif tag == "link" and values.get("href"):
+            self.resources.append(values["href"] or "")
+        elif tag == "script" and values.get("src"):
+            self.resources.append(values["src"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self.rows:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "code":
+            self._code_depth = max(0, self._code_depth - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._code_depth:
+            self.code[-1] += data
+
+
+def parse(page: Path) -> _Html:
+    parser = _Html()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def severity_row(site_dir: Path, level: str) -> dict[str, str]:
+    """The severity matrix row of `level`, as header → cell text."""
+    rows = parse(site_dir / "severity" / "index.html").rows
+    header = rows[0]
+    for row in rows[1:]:
+        if row and row[0].split()[0] == level:
+            return dict(zip(header, row, strict=True))
+    raise AssertionError(f"no row for {level} in the severity matrix: {rows}")
+
+
+def tagged_code(notebook: Path, tag: str) -> list[str]:
+    """The code (without its leading comment lines) of every cell tagged `tag`."""
+    cells = [c for c in jupytext.read(notebook).cells if tag in c.metadata.get("tags", ())]
+    codes = []
+    for cell in cells:
+        lines = cell.source.splitlines()
+        while lines and (lines[0].startswith("#") or not lines[0].strip()):
+            lines.pop(0)
+        codes.append("\n".join(lines))
+    return codes
+
+
+# --------------------------------------------------------------------------- builds (once each)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site_dir = tmp_path_factory.mktemp("site")
+    return built(mkdocs_build(REPO, site_dir), site_dir)
+
+
+@pytest.fixture(scope="module")
+def site_with_faster_sev1(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built against a copy of the policy where SEV1 must be acknowledged in 10m."""
+    policy = tmp_path_factory.mktemp("policy")
+    shutil.copytree(REPO / "policy", policy, dirs_exist_ok=True)
+    severity_file = policy / "severity.yml"
+    data = yaml.safe_load(severity_file.read_text(encoding="utf-8"))
+    (sev1,) = (level for level in data["levels"] if level["id"] == "SEV1")
+    assert sev1["acknowledge_within"] == "15m", "the test assumes the shipped policy's 15m"
+    sev1["acknowledge_within"] = "10m"
+    severity_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    site_dir = tmp_path_factory.mktemp("site-policy")
+    result = mkdocs_build(REPO, site_dir, {"DRILLBOOK_POLICY_DIR": str(policy)})
+    return built(result, site_dir)
+
+
+@pytest.fixture(scope="module")
+def build_with_unknown_tag(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> subprocess.CompletedProcess[str]:
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    page = project / "docs" / "runbooks" / "service-down.md"
+    text = page.read_text(encoding="utf-8")
+    assert DIAGNOSIS_CALL in text
+    page.write_text(
+        text.replace(DIAGNOSIS_CALL, 'runbook_steps("service-down", "no-such-tag")'),
+        encoding="utf-8",
+    )
+    return mkdocs_build(project, tmp_path_factory.mktemp("site-broken"))
+
+
+# --------------------------------------------------------------------------- (a) strict build
+
+
+def test_strict_build_renders_the_diagnosis_cells_of_the_notebook(site: Path) -> None:
+    page = parse(site / "runbooks" / "service-down" / "index.html")
+    rendered = "\n".join(page.code)
+    codes = tagged_code(REPO / "notebooks" / "service-down.py", "diagnosis")
+    assert codes, "the service-down notebook has no diagnosis cell"
+    for code in codes:
+        for line in filter(str.strip, code.splitlines()):
+            assert line in rendered, f"diagnosis line {line!r} is missing from the page"
+
+
+def test_catalogue_links_every_runbook_page(site: Path) -> None:
+    html = (site / "runbooks" / "index.html").read_text(encoding="utf-8")
+    for page in (REPO / "docs" / "runbooks").glob("*.md"):
+        if page.name != "index.md":
+            assert f'href="{page.stem}/"' in html
+
+
+# --------------------------------------------------------------------------- (b) policy drives the site
+
+
+def test_severity_matrix_follows_the_policy_file(site: Path, site_with_faster_sev1: Path) -> None:
+    assert severity_row(site, "SEV1")["Acknowledge within"] == "15m"
+    assert severity_row(site_with_faster_sev1, "SEV1")["Acknowledge within"] == "10m"
+    assert severity_row(site_with_faster_sev1, "SEV2") == severity_row(site, "SEV2")
+
+
+# --------------------------------------------------------------------------- (c) offline
+
+
+def test_built_site_loads_nothing_from_another_host(site: Path) -> None:
+    external = []
+    for page in site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "fonts.googleapis" not in html, page
+        assert "fonts.gstatic" not in html, page
+        for url in parse(page).resources:
+            if url.startswith(("http://", "https://", "//")):
+                external.append(f"{page.relative_to(site)}: {url}")
+    assert not external, "external <link>/<script> URLs:\n" + "\n".join(external)
+
+
+# --------------------------------------------------------------------------- (d) loud failures
+
+
+def test_unknown_notebook_tag_fails_the_build_naming_the_tag(
+    build_with_unknown_tag: subprocess.CompletedProcess[str],
+) -> None:
+    output = build_with_unknown_tag.stdout + build_with_unknown_tag.stderr
+    assert build_with_unknown_tag.returncode != 0, output
+    assert "no-such-tag" in output
+    assert "diagnosis" in output, "the message should list the tags that exist"
+
+
+# --------------------------------------------------------------------------- renderers, no build
+
+
+NOTEBOOK = """\
+# %% [markdown]
+# # A runbook
+
+# %% tags=["parameters"]
+env = "sandbox"
+
+# %% tags=["diagnosis"]
+# Ask the service.
+#
+# A second paragraph with `code`.
+health = probe(env)
+health
+
+# %% tags=["diagnosis"]
+# Ask Prometheus.
+up = scrape(env)
+up
+
+# %% tags=["mitigation"]
+# Restart it.
+restart(env)
+"""
+
+
+@pytest.fixture
+def notebook(tmp_path: Path) -> Path:
+    path = tmp_path / "runbook.py"
+    path.write_text(NOTEBOOK, encoding="utf-8")
+    return path
+
+
+def write_executed(notebook: Path, path: Path, **run: str) -> Path:
+    """An executed copy of `notebook`, as the runner leaves it: run metadata, an injected cell, outputs."""
+    executed = jupytext.read(notebook)
+    executed.metadata["drillbook"] = run
+    for cell in executed.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = []
+        if "probe" in cell.source:
+            data = {"text/markdown": "**CRIT** connection refused", "text/plain": "Result(CRIT)"}
+            cell.outputs.append(nbformat.v4.new_output("execute_result", data=data))
+        elif "scrape" in cell.source:
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="up = 0\n"))
+            data = {"text/plain": "Result(WARN)"}
+            cell.outputs.append(nbformat.v4.new_output("display_data", data=data))
+    injected = nbformat.v4.new_code_cell('env = "ci"', metadata={"tags": ["injected-parameters"]})
+    executed.cells.insert(2, injected)
+    nbformat.write(executed, path)
+    return path
+
+
+def test_steps_turn_leading_comments_into_prose_and_code_into_blocks(notebook: Path) -> None:
+    markdown = render_runbook_steps(notebook, None, "diagnosis")
+    assert "Not verified in this build" in markdown
+    assert "**Step 1.** Ask the service.\n\nA second paragraph with `code`." in markdown
+    assert "```python\nhealth = probe(env)\nhealth\n```" in markdown
+    assert "# Ask the service" not in markdown
+    assert OUTPUT_TITLE not in markdown
+    assert "Restart it" not in markdown
+
+
+def test_steps_show_the_output_and_date_of_the_executed_notebook(notebook: Path, tmp_path: Path) -> None:
+    executed = write_executed(
+        notebook, tmp_path / "runbook.ipynb", executed_at="2026-11-22T00:30:00+01:00", status="ok"
+    )
+    markdown = render_runbook_steps(notebook, executed, "diagnosis")
+    assert "Verified against the sandbox on 2026-11-21 23:30 UTC" in markdown
+    assert markdown.count(f'??? info "{OUTPUT_TITLE}"') == 2
+    assert "    **CRIT** connection refused" in markdown  # markdown preferred, inside the block
+    assert "Result(CRIT)" not in markdown
+    assert "up = 0" in markdown  # a stream, as text
+    assert "Result(WARN)" in markdown  # text/plain when there is no text/markdown
+
+
+def test_a_step_edited_since_the_verified_run_says_so(notebook: Path, tmp_path: Path) -> None:
+    executed = write_executed(notebook, tmp_path / "runbook.ipynb")
+    notebook.write_text(NOTEBOOK.replace("up = scrape(env)", "up = scrape(env, job='api')"), encoding="utf-8")
+    markdown = render_runbook_steps(notebook, executed, "diagnosis")
+    assert "the run did not record its date" in markdown
+    assert markdown.count(OUTPUT_TITLE) == 1
+    assert "changed after the last verified run" in markdown
+
+
+def test_a_failed_run_is_not_called_verified(notebook: Path, tmp_path: Path) -> None:
+    executed = write_executed(
+        notebook, tmp_path / "runbook.ipynb", executed_at="2026-11-22T08:00:00+00:00", status="error"
+    )
+    markdown = render_runbook_steps(notebook, executed, "diagnosis")
+    assert "Verified" not in markdown
+    assert '!!! failure "The last run against the sandbox on 2026-11-22 08:00 UTC did not pass' in markdown
+
+
+def test_a_tag_without_cells_raises_naming_the_notebook_and_the_tags(notebook: Path) -> None:
+    with pytest.raises(SiteError, match="'verify'") as caught:
+        render_runbook_steps(notebook, None, "verify")
+    assert str(notebook) in str(caught.value)
+    assert "diagnosis, mitigation, parameters" in str(caught.value)
+
+
+def test_catalogue_flags_a_runbook_whose_review_is_overdue() -> None:
+    pages = read_runbook_pages(REPO / "docs" / "runbooks")
+    policy = load_severity(REPO / "policy" / "severity.yml")
+    (page,) = (p for p in pages if p.slug == "service-down")
+    due = page.review_due()
+    assert due is not None
+    on_time = render_runbook_catalogue(pages, policy, today=due)
+    late = render_runbook_catalogue(pages, policy, today=date.fromordinal(due.toordinal() + 1))
+    assert "overdue" not in on_time
+    assert f"review overdue since {due.isoformat()}" in late
+    assert "[Service down](service-down.md)" in on_time
