@@ -1,0 +1,1 @@
+"""The reference service the runbooks diagnose: `sandbox.service.app:app`."""
