@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= python3
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test lint site sandbox-up sandbox-down os-packages lock clean
+.PHONY: serve test lint site sandbox-up sandbox-down os-packages os-packages-site lock clean
 
 ## The virtualenv, rebuilt when the dependencies or their pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -19,10 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 os-packages:
-	@scripts/install-os-packages
+	@scripts/install-os-packages test
+
+os-packages-site:
+	@scripts/install-os-packages site
 
 ## Serve the site on http://127.0.0.1:8000 with live reload.
-serve: os-packages $(STAMP)
+serve: os-packages-site $(STAMP)
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## Everything: lint, types, then the tests against a sandbox that is stopped
