@@ -146,15 +146,16 @@ def test_when_redis_is_stopped_then_health_is_degraded_until_it_starts(
     assert wait_for_health(api, "ok")[0] == 200
 
 
-def test_cli_status_lists_every_service_running(sandbox: Driver) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "status", "--driver", "native"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=REPO_ROOT,
+def sandbox_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m sandbox ARGS --driver native`, as a user would type it."""
+    argv = [sys.executable, "-m", "sandbox", *args, "--driver", "native"]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=30, check=False, cwd=REPO_ROOT, env=env
     )
+
+
+def test_cli_status_lists_every_service_running(sandbox: Driver) -> None:
+    done = sandbox_cli("status")
     assert done.returncode == 0, done.stderr
     assert {tuple(line.split()) for line in done.stdout.splitlines()} == {
         (service, "running") for service in SERVICES
@@ -171,15 +172,7 @@ def test_down_stops_supervisord_and_removes_the_state_file(sandbox: Driver, work
 
 
 def test_down_when_nothing_runs_exits_zero(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "down", "--driver", "native"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=REPO_ROOT,
-        env={**os.environ, "DRILLBOOK_SANDBOX_DIR": str(tmp_path)},
-    )
+    done = sandbox_cli("down", env={**os.environ, "DRILLBOOK_SANDBOX_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
 
 
