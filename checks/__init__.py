@@ -4,7 +4,7 @@ Probes return `CheckResult`s (and never crash on a dead dependency: they
 report it); mitigations are `Action`s applied only through a `Gate`.
 """
 
-from checks import http, prometheus, severity
+from checks import actions, http, postgres, prometheus, redis, severity
 from checks._errors import (
     ActionError,
     ActionFailed,
@@ -28,7 +28,26 @@ from checks._policy import (
 )
 from checks._result import RESULT_MIME, CheckResult, Status
 from checks._wait import wait_until_ok
-from checks.actions import Action, Gate, Outcome, Plan, restart_service
+from checks.actions import (
+    Action,
+    Gate,
+    Outcome,
+    Plan,
+    close_circuit_breaker,
+    disable_skill,
+    disable_user,
+    enable_skill,
+    open_circuit_breaker,
+    restart_service,
+    revoke_api_key,
+    set_cache_ttl,
+    set_max_tokens,
+    set_rollout_percentage,
+    set_upstream_timeout,
+    terminate_blockers,
+    terminate_idle_transactions,
+    warm_cache,
+)
 from checks.severity import Classification, classify, escalation_at, summarize
 from checks.targets import Targets
 
@@ -53,18 +72,34 @@ __all__ = [
     "SeverityPolicy",
     "Status",
     "Targets",
+    "actions",
     "classify",
+    "close_circuit_breaker",
+    "disable_skill",
+    "disable_user",
+    "enable_skill",
     "escalation_at",
     "format_duration",
     "http",
     "load_environments",
     "load_escalation",
     "load_severity",
+    "open_circuit_breaker",
     "parse_duration",
     "policy_dir",
+    "postgres",
     "prometheus",
+    "redis",
     "restart_service",
+    "revoke_api_key",
+    "set_cache_ttl",
+    "set_max_tokens",
+    "set_rollout_percentage",
+    "set_upstream_timeout",
     "severity",
     "summarize",
+    "terminate_blockers",
+    "terminate_idle_transactions",
     "wait_until_ok",
+    "warm_cache",
 ]

@@ -7,18 +7,47 @@ environment whose gate is `confirm` also needs a confirmation naming it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
-from checks._errors import ActionFailed, ActionRefused, ConfigError
+import psycopg
+
+from checks._admin import admin_call, admin_state
+from checks._errors import ActionFailed, ActionRefused, CheckError, ConfigError, ProbeError
 from checks._result import CheckResult, utcnow
+from checks.postgres import Backend, blocked_queries, connect, idle_in_transaction, location, sessions
 from checks.targets import Targets
 
-__all__ = ["ACTION_MIME", "Action", "Gate", "Outcome", "Plan", "RestartService", "restart_service"]
+__all__ = [
+    "ACTION_MIME",
+    "Action",
+    "AdminChange",
+    "Gate",
+    "Outcome",
+    "Plan",
+    "RestartService",
+    "TerminateBackends",
+    "close_circuit_breaker",
+    "disable_skill",
+    "disable_user",
+    "enable_skill",
+    "open_circuit_breaker",
+    "restart_service",
+    "revoke_api_key",
+    "set_cache_ttl",
+    "set_max_tokens",
+    "set_rollout_percentage",
+    "set_upstream_timeout",
+    "terminate_blockers",
+    "terminate_idle_transactions",
+    "warm_cache",
+]
 
 ACTION_MIME = "application/vnd.drillbook.action+json"
 
@@ -178,3 +207,235 @@ class RestartService(Action):
 def restart_service(targets: Targets, service: str) -> RestartService:
     """The action that restarts `service` (a logical name: api, postgres, redis) in `targets`."""
     return RestartService(targets, service)
+
+
+# --------------------------------------------------------------------------- the service's switches
+
+
+@dataclass(frozen=True, slots=True)
+class AdminChange(Action):
+    """Set one switch of the service through its admin API.
+
+    `reading` names where the switch's current value sits in GET /admin/state
+    (a path of keys), so the plan can say "from X to Y"; the service answers
+    every change with what it was before and after, and setting a value it
+    already has changes nothing.
+    """
+
+    targets: Targets
+    name: str
+    method: str
+    path: str
+    body: Any
+    what: str
+    wanted: Any
+    reading: tuple[str, ...] = ()
+
+    def _current(self) -> str:
+        if not self.reading:
+            return ""
+        try:
+            value: Any = admin_state(self.targets)
+            for key in self.reading:
+                value = value[key]
+        except (CheckError, KeyError, TypeError) as exc:
+            return f" (current value unknown: {exc})"
+        return f" (now {value!r})" if value != self.wanted else f" (already {value!r}: no change)"
+
+    def plan(self) -> Plan:
+        return Plan(
+            action=self.name,
+            environment=self.targets.environment,
+            target=f"{self.targets.endpoint('api')}{self.path}",
+            changes=(f"{self.what} → {self.wanted!r}{self._current()}",),
+            command=(self.method, self.path, json.dumps(self.body)),
+        )
+
+    def apply(self) -> str:
+        answer = admin_call(self.targets, self.method, self.path, self.body)
+        return json.dumps(answer, default=str)
+
+
+def set_rollout_percentage(targets: Targets, percentage: int) -> AdminChange:
+    """Send `percentage` % of eligible requests through skills (0 turns skills off)."""
+    if not 0 <= percentage <= 100:
+        raise ConfigError(f"rollout percentage must be 0 to 100, not {percentage}")
+    return AdminChange(
+        targets, "set rollout percentage", "PUT", "/admin/rollout", {"percentage": percentage},
+        "skill rollout percentage", percentage, ("rollout_percentage",),
+    )  # fmt: skip
+
+
+def disable_skill(targets: Targets, skill: str) -> AdminChange:
+    """Stop routing requests to `skill`; callers get the plain path."""
+    return _skill_switch(targets, skill, enabled=False)
+
+
+def enable_skill(targets: Targets, skill: str) -> AdminChange:
+    return _skill_switch(targets, skill, enabled=True)
+
+
+def _skill_switch(targets: Targets, skill: str, *, enabled: bool) -> AdminChange:
+    verb = "enable" if enabled else "disable"
+    return AdminChange(
+        targets, f"{verb} skill", "PUT", f"/admin/skills/{skill}", {"enabled": enabled},
+        f"skill {skill} enabled", enabled, ("skills", skill, "enabled"),
+    )  # fmt: skip
+
+
+def set_max_tokens(targets: Targets, skill: str, max_tokens: int) -> AdminChange:
+    """Cap the tokens one call of `skill` may use."""
+    if max_tokens <= 0:
+        raise ConfigError(f"max_tokens must be positive, not {max_tokens}")
+    return AdminChange(
+        targets, "set max tokens", "PUT", f"/admin/skills/{skill}", {"max_tokens": max_tokens},
+        f"max tokens of skill {skill}", max_tokens, ("skills", skill, "max_tokens"),
+    )  # fmt: skip
+
+
+def open_circuit_breaker(targets: Targets) -> AdminChange:
+    """Force the upstream circuit open: every call takes the fallback path."""
+    return _circuit(targets, "open")
+
+
+def close_circuit_breaker(targets: Targets) -> AdminChange:
+    """Hand the circuit back to its automatic behaviour (closed until failures open it)."""
+    return _circuit(targets, "auto")
+
+
+def _circuit(targets: Targets, state: str) -> AdminChange:
+    wanted = state == "open"
+    return AdminChange(
+        targets, f"{'open' if wanted else 'release'} circuit breaker", "PUT", "/admin/circuit",
+        {"state": state}, "circuit breaker forced open", wanted, ("circuit", "forced"),
+    )  # fmt: skip
+
+
+def set_cache_ttl(targets: Targets, seconds: int) -> AdminChange:
+    """How long the service keeps an answer in its cache."""
+    if seconds < 1:
+        raise ConfigError(f"cache TTL must be at least 1 second, not {seconds}")
+    return AdminChange(
+        targets, "set cache TTL", "PUT", "/admin/cache", {"ttl_seconds": seconds},
+        "cache TTL in seconds", seconds, ("cache_ttl_seconds",),
+    )  # fmt: skip
+
+
+def warm_cache(targets: Targets, skills: Sequence[str]) -> AdminChange:
+    """Fill the cache for `skills` now instead of waiting for misses."""
+    return AdminChange(
+        targets, "warm cache", "POST", "/admin/cache/warm", {"skills": list(skills)},
+        "cache entries filled for skills", list(skills),
+    )  # fmt: skip
+
+
+def set_upstream_timeout(targets: Targets, seconds: float) -> AdminChange:
+    """How long the service waits for the upstream provider before giving up."""
+    if seconds <= 0:
+        raise ConfigError(f"upstream timeout must be positive, not {seconds}")
+    return AdminChange(
+        targets, "set upstream timeout", "PUT", "/admin/upstream", {"timeout_seconds": seconds},
+        "upstream timeout in seconds", seconds, ("upstream_timeout_seconds",),
+    )  # fmt: skip
+
+
+def revoke_api_key(targets: Targets, key_id: int) -> AdminChange:
+    """Revoke an API key and every refresh token of its user."""
+    return AdminChange(
+        targets, "revoke API key", "POST", f"/admin/api-keys/{key_id}/revoke", None,
+        f"API key {key_id} and its user's refresh tokens revoked", True,
+    )  # fmt: skip
+
+
+def disable_user(targets: Targets, user_id: int) -> AdminChange:
+    """Disable a user: every request with their keys is refused."""
+    return AdminChange(
+        targets, "disable user", "POST", f"/admin/users/{user_id}/disable", None,
+        f"user {user_id} disabled", True,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- database sessions
+
+
+@dataclass(frozen=True, slots=True)
+class TerminateBackends(Action):
+    """Terminate PostgreSQL sessions chosen by a filter, listing each one in the plan.
+
+    Only client backends are candidates: never the caller's own session, never
+    replication or background workers. At apply time the filter is evaluated
+    again, so a session that recovered in between is left alone.
+    """
+
+    targets: Targets
+    name: str
+    reason: str
+    select: Callable[[Targets], list[Backend]]
+
+    def _victims(self) -> list[Backend]:
+        return self.select(self.targets)
+
+    def plan(self) -> Plan:
+        try:
+            victims = self._victims()
+            changes = tuple(f"terminate {b.describe()}" for b in victims) or (
+                f"nothing: no session is {self.reason}",
+            )
+        except ProbeError as exc:
+            changes = (f"terminate every session {self.reason} (cannot list them now: {exc})",)
+        return Plan(
+            action=self.name,
+            environment=self.targets.environment,
+            target=location(self.targets),
+            changes=changes,
+            command=("SELECT pg_terminate_backend(pid)",),
+        )
+
+    def apply(self) -> str:
+        victims = self._victims()
+        if not victims:
+            return f"no session is {self.reason}: nothing terminated"
+        pids = [b.pid for b in victims]
+        try:
+            with connect(self.targets, read_only=False) as conn:
+                rows = conn.execute(
+                    """
+                    SELECT pid, pg_terminate_backend(pid) AS terminated
+                      FROM pg_stat_activity
+                     WHERE pid = ANY(%(pids)s) AND backend_type = 'client backend'
+                       AND pid <> pg_backend_pid()
+                    """,
+                    {"pids": pids},
+                ).fetchall()
+        except psycopg.Error as exc:
+            raise ActionFailed(f"terminating pid {', '.join(map(str, pids))} failed: {exc}") from exc
+        done = sorted(row["pid"] for row in rows if row["terminated"])
+        gone = sorted(set(pids) - {row["pid"] for row in rows})
+        text = f"terminated pid {', '.join(map(str, done)) or 'none'}"
+        return text + (f"; already gone: {', '.join(map(str, gone))}" if gone else "")
+
+
+def terminate_idle_transactions(targets: Targets, *, older_than_s: float) -> TerminateBackends:
+    """Terminate sessions idle inside a transaction for longer than `older_than_s` seconds."""
+    return TerminateBackends(
+        targets,
+        "terminate idle transactions",
+        f"idle in transaction for more than {older_than_s:g} s",
+        partial(_idle, older_than_s=older_than_s),
+    )
+
+
+def terminate_blockers(targets: Targets) -> TerminateBackends:
+    """Terminate the sessions at the head of lock chains: those that block others and wait on nobody."""
+    return TerminateBackends(targets, "terminate lock blockers", "blocking other sessions", _blockers)
+
+
+def _idle(targets: Targets, *, older_than_s: float) -> list[Backend]:
+    return idle_in_transaction(targets, older_than_s=older_than_s)
+
+
+def _blockers(targets: Targets) -> list[Backend]:
+    waiting = blocked_queries(targets)
+    heads = {pid for b in waiting for pid in b.blocked_by} - {b.pid for b in waiting}
+    every = {b.pid: b for b in sessions(targets)}
+    return [every[pid] for pid in sorted(heads) if pid in every]

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from checks._errors import ProbeError
 from checks._result import CheckResult, Status
 from checks._transport import session
 from checks.targets import Targets
 
-__all__ = ["check_health"]
+__all__ = [
+    "LatencySample",
+    "StatusPage",
+    "check_health",
+    "check_latency",
+    "check_status_page",
+    "latency_sample",
+    "status_page",
+]
 
 
 def check_health(
@@ -109,3 +121,142 @@ def _judge(url: str, response: httpx.Response, latency_ms: float) -> CheckResult
         remedy="Follow the runbook of the failing dependency; if none is named, restart the service.",
         measurements={"availability": 0.0},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySample:
+    """Timings of N sequential requests to one URL."""
+
+    url: str
+    seconds: tuple[float, ...]
+    errors: Mapping[str, int]
+
+    @property
+    def requests(self) -> int:
+        return len(self.seconds) + sum(self.errors.values())
+
+    def quantile(self, q: float) -> float | None:
+        """The `q` quantile of successful requests (inclusive method), None when none succeeded."""
+        if not self.seconds:
+            return None
+        if len(self.seconds) == 1:
+            return self.seconds[0]
+        return statistics.quantiles(self.seconds, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def latency_sample(
+    target: Targets | str,
+    *,
+    path: str = "/health",
+    requests: int = 20,
+    timeout_s: float = 10.0,
+    client: httpx.Client | None = None,
+) -> LatencySample:
+    """Time `requests` sequential GETs of `path`; failures are counted by kind, not raised."""
+    base = target.endpoint("api") if isinstance(target, Targets) else target
+    url = base.rstrip("/") + path
+    seconds: list[float] = []
+    errors: dict[str, int] = {}
+    with session(client, timeout_s) as http:
+        for _ in range(requests):
+            started = time.perf_counter()
+            try:
+                response = http.get(url, timeout=timeout_s)
+            except httpx.TimeoutException:
+                errors["timeout"] = errors.get("timeout", 0) + 1
+                continue
+            except httpx.TransportError as exc:
+                kind = type(exc).__name__
+                errors[kind] = errors.get(kind, 0) + 1
+                continue
+            if response.status_code >= 500:
+                errors[f"http {response.status_code}"] = errors.get(f"http {response.status_code}", 0) + 1
+                continue
+            seconds.append(time.perf_counter() - started)
+    return LatencySample(url=url, seconds=tuple(seconds), errors=errors)
+
+
+def check_latency(
+    target: Targets | str,
+    *,
+    path: str = "/health",
+    requests: int = 20,
+    warn_s: float = 2.0,
+    crit_s: float = 7.0,
+    timeout_s: float = 10.0,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """p95 of a fresh sample of requests, seen from here: WARN from `warn_s`, CRIT from `crit_s`."""
+    sample = latency_sample(target, path=path, requests=requests, timeout_s=timeout_s, client=client)
+    failed = sum(sample.errors.values())
+    p50, p95 = sample.quantile(0.5), sample.quantile(0.95)
+    evidence: dict[str, Any] = {"url": sample.url, "requests": sample.requests, "errors": dict(sample.errors)}
+    if p95 is None or p50 is None:
+        return CheckResult(
+            "latency-sample",
+            Status.CRIT,
+            f"all {sample.requests} requests failed",
+            evidence,
+            measurements={"availability": 0.0},
+        )
+    evidence |= {"p50_s": round(p50, 3), "p95_s": round(p95, 3)}
+    status = Status.CRIT if p95 >= crit_s else Status.WARN if p95 >= warn_s or failed else Status.OK
+    summary = f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms over {sample.requests} requests"
+    if failed:
+        summary += f", {failed} failed"
+    return CheckResult(
+        "latency-sample",
+        status,
+        summary,
+        evidence,
+        measurements={"p95_latency_seconds": p95, "error_ratio": failed / sample.requests},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    """A provider's status page in the common status-page JSON format."""
+
+    url: str
+    indicator: str
+    description: str
+    components: Mapping[str, str]
+
+
+def status_page(url: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None) -> StatusPage:
+    """Read `<url>/api/v2/status.json` or `summary.json` (whichever `url` names)."""
+    try:
+        with session(client, timeout_s) as http:
+            response = http.get(url, timeout=timeout_s)
+            response.raise_for_status()
+            body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ProbeError(f"cannot read the status page: {type(exc).__name__}: {exc}", target=url) from exc
+    status = body.get("status") or {}
+    components = {c["name"]: c.get("status", "unknown") for c in body.get("components", []) if "name" in c}
+    return StatusPage(
+        url=url,
+        indicator=str(status.get("indicator", "unknown")),
+        description=str(status.get("description", "")),
+        components=components,
+    )
+
+
+def check_status_page(
+    url: str, *, timeout_s: float = 10.0, client: httpx.Client | None = None
+) -> CheckResult:
+    """What the provider says about itself: none → OK, minor → WARN, major/critical → CRIT."""
+    try:
+        page = status_page(url, timeout_s=timeout_s, client=client)
+    except ProbeError as exc:
+        return CheckResult(
+            "status-page",
+            Status.UNKNOWN,
+            str(exc),
+            {"url": url},
+            remedy="The provider's status page is unreachable too: treat the provider as suspect.",
+        )
+    degraded = {name: state for name, state in page.components.items() if state != "operational"}
+    evidence = {"url": url, "indicator": page.indicator, "degraded_components": degraded}
+    status = {"none": Status.OK, "minor": Status.WARN}.get(page.indicator, Status.CRIT)
+    return CheckResult("status-page", status, f"{page.indicator}: {page.description}", evidence)

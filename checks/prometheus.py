@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +16,20 @@ from checks._result import CheckResult, Status
 from checks._transport import session
 from checks.targets import Targets
 
-__all__ = ["Sample", "check_up", "query"]
+__all__ = [
+    "Alert",
+    "Sample",
+    "check_error_ratio",
+    "check_firing_alerts",
+    "check_latency_quantile",
+    "check_up",
+    "error_ratio",
+    "firing_alerts",
+    "latency_quantile",
+    "query",
+    "query_range",
+    "scalar",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,24 +41,25 @@ class Sample:
     timestamp: float
 
 
-def query(
+def _api(
     target: Targets | str,
-    promql: str,
+    path: str,
+    params: dict[str, str],
     *,
-    timeout_s: float | None = None,
-    client: httpx.Client | None = None,
-) -> list[Sample]:
-    """Run an instant query; raise `ProbeError` when Prometheus cannot answer it."""
+    timeout_s: float | None,
+    client: httpx.Client | None,
+) -> Any:
+    """GET a Prometheus API path; the `data` of a successful answer, else `ProbeError`."""
     if isinstance(target, Targets):
         base = target.endpoint("prometheus")
         timeout_s = timeout_s if timeout_s is not None else target.query.timeout_seconds
     else:
         base = target
     timeout = timeout_s if timeout_s is not None else 10.0
-    url = base.rstrip("/") + "/api/v1/query"
+    url = base.rstrip("/") + path
     try:
         with session(client, timeout) as http:
-            response = http.get(url, params={"query": promql}, timeout=timeout)
+            response = http.get(url, params=params, timeout=timeout)
     except httpx.TimeoutException as exc:
         raise ProbeError(f"Prometheus gave no answer within {timeout:g} s", target=url) from exc
     except httpx.TransportError as exc:
@@ -54,16 +71,236 @@ def query(
             f"Prometheus answered HTTP {response.status_code} without JSON", target=url
         ) from None
     if body.get("status") != "success":
+        what = params.get("query", path)
         raise ProbeError(
-            f"Prometheus refused {promql!r}: {body.get('errorType')}: {body.get('error')}", target=url
+            f"Prometheus refused {what!r}: {body.get('errorType')}: {body.get('error')}", target=url
         )
-    data = body["data"]
+    return body["data"]
+
+
+def query(
+    target: Targets | str,
+    promql: str,
+    *,
+    timeout_s: float | None = None,
+    client: httpx.Client | None = None,
+) -> list[Sample]:
+    """Run an instant query; raise `ProbeError` when Prometheus cannot answer it."""
+    data = _api(target, "/api/v1/query", {"query": promql}, timeout_s=timeout_s, client=client)
+    if data["resultType"] == "scalar":
+        return [Sample(labels={}, value=float(data["result"][1]), timestamp=float(data["result"][0]))]
     if data["resultType"] != "vector":
-        raise ProbeError(f"{promql!r} returned a {data['resultType']}, not an instant vector", target=url)
+        raise ProbeError(f"{promql!r} returned a {data['resultType']}, not an instant vector", target=promql)
     return [
         Sample(labels=item["metric"], value=float(item["value"][1]), timestamp=float(item["value"][0]))
         for item in data["result"]
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series of a range query: its labels and (timestamp, value) points."""
+
+    labels: Mapping[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+def query_range(
+    target: Targets | str,
+    promql: str,
+    *,
+    duration: timedelta,
+    step_s: float,
+    timeout_s: float | None = None,
+    client: httpx.Client | None = None,
+) -> list[Series]:
+    """Run a range query over the last `duration` with one point every `step_s` seconds."""
+    end = time.time()
+    params = {"query": promql, "start": f"{end - duration.total_seconds():.3f}", "end": f"{end:.3f}"}
+    params["step"] = f"{step_s:g}"
+    data = _api(target, "/api/v1/query_range", params, timeout_s=timeout_s, client=client)
+    return [
+        Series(labels=item["metric"], points=tuple((float(t), float(v)) for t, v in item["values"]))
+        for item in data["result"]
+    ]
+
+
+def scalar(target: Targets | str, promql: str, *, client: httpx.Client | None = None) -> float | None:
+    """The single value of a query that yields one sample; None when it yields none or NaN."""
+    samples = query(target, promql, client=client)
+    if not samples:
+        return None
+    if len(samples) > 1:
+        raise ProbeError(f"{promql!r} returned {len(samples)} series; aggregate it to one", target=promql)
+    value = samples[0].value
+    return None if math.isnan(value) else value
+
+
+def _window(targets: Targets, window: str | None) -> str:
+    return window or targets.query.rate_window
+
+
+def error_ratio(
+    targets: Targets, service: str = "api", *, window: str | None = None, client: httpx.Client | None = None
+) -> float | None:
+    """Share of the service's requests answered 5xx over the rate window; None without traffic."""
+    job, w = targets.job(service), _window(targets, window)
+    promql = (
+        f'sum(rate(http_requests_total{{job="{job}",status=~"5.."}}[{w}]))'
+        f' / sum(rate(http_requests_total{{job="{job}"}}[{w}]))'
+    )
+    errors = scalar(targets, promql, client=client)
+    if errors is None:
+        # No 5xx series at all yields an empty vector: zero errors if there is traffic.
+        traffic = scalar(targets, f'sum(rate(http_requests_total{{job="{job}"}}[{w}]))', client=client)
+        return 0.0 if traffic else None
+    return errors
+
+
+def latency_quantile(
+    targets: Targets,
+    service: str = "api",
+    *,
+    quantile: float = 0.95,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> float | None:
+    """The `quantile` of request duration in seconds over the rate window; None without traffic."""
+    job, w = targets.job(service), _window(targets, window)
+    promql = (
+        f"histogram_quantile({quantile:g}, sum by (le) "
+        f'(rate(http_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
+    )
+    return scalar(targets, promql, client=client)
+
+
+def check_error_ratio(
+    targets: Targets,
+    service: str = "api",
+    *,
+    warn: float = 0.02,
+    crit: float = 0.10,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """The 5xx share over the window: WARN from `warn`, CRIT from `crit`."""
+    try:
+        ratio = error_ratio(targets, service, window=window, client=client)
+    except ProbeError as exc:
+        return _cannot_ask("error-ratio", exc)
+    w = _window(targets, window)
+    if ratio is None:
+        return CheckResult("error-ratio", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+    status = Status.CRIT if ratio >= crit else Status.WARN if ratio >= warn else Status.OK
+    return CheckResult(
+        "error-ratio",
+        status,
+        f"{ratio:.1%} of requests failed over the last {w}",
+        {"error_ratio": round(ratio, 4), "window": w, "warn": warn, "crit": crit},
+        remedy="Break the errors down by route, status and error type to find the failing part.",
+        measurements={"error_ratio": ratio},
+    )
+
+
+def check_latency_quantile(
+    targets: Targets,
+    service: str = "api",
+    *,
+    quantile: float = 0.95,
+    warn_s: float = 2.0,
+    crit_s: float = 7.0,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """A latency quantile over the window: WARN from `warn_s`, CRIT from `crit_s` seconds."""
+    name = f"p{quantile * 100:g}-latency"
+    try:
+        seconds = latency_quantile(targets, service, quantile=quantile, window=window, client=client)
+    except ProbeError as exc:
+        return _cannot_ask(name, exc)
+    w = _window(targets, window)
+    if seconds is None:
+        return CheckResult(name, Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+    status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
+    measurements = {"p95_latency_seconds": seconds} if quantile == 0.95 else {}
+    return CheckResult(
+        name,
+        status,
+        f"p{quantile * 100:g} latency {seconds:.2f} s over the last {w}",
+        {"seconds": round(seconds, 3), "window": w, "warn_s": warn_s, "crit_s": crit_s},
+        remedy="Find the slow part: routes, upstream latency, database time, cache hit rate.",
+        measurements=measurements,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert as Prometheus reports it."""
+
+    name: str
+    state: str
+    severity: str | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    active_at: str | None
+
+
+def firing_alerts(
+    target: Targets | str, *, client: httpx.Client | None = None, include_pending: bool = False
+) -> list[Alert]:
+    """Alerts Prometheus currently has firing (and pending, when asked)."""
+    data = _api(target, "/api/v1/alerts", {}, timeout_s=None, client=client)
+    states = {"firing", "pending"} if include_pending else {"firing"}
+    return [
+        Alert(
+            name=a["labels"].get("alertname", "?"),
+            state=a["state"],
+            severity=a["labels"].get("severity"),
+            labels=a["labels"],
+            annotations=a.get("annotations", {}),
+            active_at=a.get("activeAt"),
+        )
+        for a in data["alerts"]
+        if a["state"] in states
+    ]
+
+
+def check_firing_alerts(
+    targets: Targets, *, names: Sequence[str] | None = None, client: httpx.Client | None = None
+) -> CheckResult:
+    """Alerts firing now (only `names` when given): CRIT when any fires, with its runbook link."""
+    try:
+        alerts = firing_alerts(targets, client=client)
+    except ProbeError as exc:
+        return _cannot_ask("firing-alerts", exc)
+    if names is not None:
+        alerts = [a for a in alerts if a.name in names]
+    scope = f" among {', '.join(names)}" if names else ""
+    if not alerts:
+        return CheckResult("firing-alerts", Status.OK, f"no alert firing{scope}")
+    evidence = {
+        "alerts": [
+            {
+                "name": a.name,
+                "severity": a.severity,
+                "since": a.active_at,
+                "runbook": a.annotations.get("runbook_url"),
+            }
+            for a in alerts
+        ]
+    }
+    listed = ", ".join(sorted({a.name for a in alerts}))
+    return CheckResult("firing-alerts", Status.CRIT, f"firing: {listed}", evidence)
+
+
+def _cannot_ask(name: str, exc: ProbeError) -> CheckResult:
+    return CheckResult(
+        name,
+        Status.UNKNOWN,
+        f"could not ask Prometheus: {exc}",
+        {"error": str(exc), "prometheus": exc.target},
+        remedy="Prometheus itself may be down: check it before trusting any alert.",
+    )
 
 
 def check_up(
@@ -78,13 +315,7 @@ def check_up(
     try:
         samples = query(targets, promql, client=client)
     except ProbeError as exc:
-        return CheckResult(
-            name="up",
-            status=Status.UNKNOWN,
-            summary=f"could not ask Prometheus: {exc}",
-            evidence={"query": promql, "error": str(exc), "prometheus": exc.target},
-            remedy="Prometheus itself may be down: check it before trusting any alert.",
-        )
+        return _cannot_ask("up", exc)
     if not samples:
         return CheckResult(
             name="up",

@@ -56,6 +56,8 @@ class Targets:
     platform: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     secret_variables: Mapping[str, str] = field(default_factory=dict)
     query: QueryDefaults = field(default_factory=QueryDefaults)
+    # Secrets a throwaway sandbox generated at start-up; never printed.
+    local_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: str = "sandbox", *, environments: Path | None = None) -> Targets:
@@ -67,9 +69,11 @@ class Targets:
         endpoints: Mapping[str, str] = spec.get("endpoints", {})
         jobs = dict(spec.get("prometheus_jobs", {}))
         platform = {k: tuple(v) for k, v in spec.get("platform", {}).items()}
+        local_secrets: dict[str, str] = {}
         if spec.get("endpoints_from") == "sandbox-state":
             state = _read_state(sandbox_state_path())
             endpoints = state["endpoints"]
+            local_secrets = dict(state.get("secrets", {}))
             jobs = {**state.get("prometheus_jobs", {}), **jobs}
             platform = {**{k: tuple(v) for k, v in state.get("platform", {}).items()}, **platform}
         return cls(
@@ -84,6 +88,7 @@ class Targets:
             platform=platform,
             secret_variables=dict(spec.get("secrets", {})),
             query=QueryDefaults(**spec.get("query_defaults", {})),
+            local_secrets=local_secrets,
         )
 
     def endpoint(self, name: Literal["api", "prometheus", "postgres", "redis"]) -> str:
@@ -102,20 +107,34 @@ class Targets:
         return self.prometheus_jobs.get(service, service)
 
     def secret(self, name: str) -> str:
-        """The value of secret `name`, read from the environment variable environments.yml names."""
-        variable = self.secret_variables.get(name)
-        if variable is None:
-            raise ConfigError(f"environment {self.environment!r} declares no secret {name!r}")
-        value = os.environ.get(variable)
-        if not value:
+        """The value of secret `name`, from the environment variable environments.yml names.
+
+        A sandbox's own generated secrets are the fallback when no variable is set.
+        """
+        value = self.optional_secret(name)
+        if value is None:
+            variable = self.secret_variables.get(name)
+            if variable is None:
+                raise ConfigError(
+                    f"environment {self.environment!r} declares no secret {name!r}: "
+                    "add it under secrets in environments.yml"
+                )
             raise ConfigError(
                 f"secret {name!r} of environment {self.environment!r} is not set: export {variable}"
             )
         return value
 
+    def optional_secret(self, name: str) -> str | None:
+        """Like `secret`, but None when the secret is not declared or not set."""
+        variable = self.secret_variables.get(name)
+        if variable and (value := os.environ.get(variable)):
+            return value
+        return self.local_secrets.get(name)
+
     def secret_values(self) -> list[str]:
         """Every secret of this environment that is set, for redaction."""
-        return [v for var in self.secret_variables.values() if (v := os.environ.get(var))]
+        from_env = [v for var in self.secret_variables.values() if (v := os.environ.get(var))]
+        return [*from_env, *self.local_secrets.values()]
 
 
 def _read_state(path: Path) -> dict[str, Any]:

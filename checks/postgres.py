@@ -1,0 +1,420 @@
+"""PostgreSQL: connections, long-running and blocked queries, and the service's own tables.
+
+Query functions are nouns that return typed rows; `check_*` functions turn them
+into `CheckResult`s and never raise for a database that is down: they report
+it. Every query has a statement timeout and uses bound parameters; none of them
+writes anything. The caller's own session is never counted or listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg.rows import dict_row
+
+from checks._errors import ProbeError
+from checks._result import CheckResult, Status
+from checks.targets import Targets
+
+__all__ = [
+    "Backend",
+    "ConnectionStats",
+    "aggregate",
+    "audit_anomalies",
+    "blocked_queries",
+    "check_blocked_queries",
+    "check_connections",
+    "check_long_running_queries",
+    "check_reachable",
+    "connect",
+    "connections",
+    "cost_by_hour",
+    "errors_by_skill",
+    "errors_by_type",
+    "expensive_skills",
+    "idle_in_transaction",
+    "location",
+    "long_running_queries",
+    "sessions",
+    "slow_skills",
+]
+
+DEFAULT_TIMEOUT_S = 5.0
+Row = dict[str, Any]
+
+
+def connect(
+    target: Targets | str, *, timeout_s: float | None = None, read_only: bool = True
+) -> psycopg.Connection[Row]:
+    """An autocommit session with connect and statement timeouts, read-only unless asked.
+
+    The password, when the environment declares one, comes from its secret
+    variable (`postgres_password`), never from the DSN in a file.
+    """
+    if isinstance(target, Targets):
+        dsn = target.endpoint("postgres")
+        password = target.optional_secret("postgres_password")
+        timeout = timeout_s if timeout_s is not None else target.query.timeout_seconds
+    else:
+        dsn, password, timeout = target, None, timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
+    extra: dict[str, Any] = {"password": password} if password else {}
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, round(timeout)),
+            application_name="drillbook",
+            options=f"-c statement_timeout={int(timeout * 1000)}"
+            + (" -c default_transaction_read_only=on" if read_only else ""),
+            **extra,
+        )
+    except psycopg.Error as exc:
+        raise ProbeError(f"cannot connect to PostgreSQL: {_first_line(exc)}", target=location(dsn)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def location(target: Targets | str) -> str:
+    """Where the database is (host:port/dbname), without credentials, for plans and evidence."""
+    dsn = target.endpoint("postgres") if isinstance(target, Targets) else target
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _rows(target: Targets | str, sql: LiteralString, params: Mapping[str, Any] | None = None) -> list[Row]:
+    with connect(target) as conn:
+        try:
+            return conn.execute(sql, params or {}).fetchall()
+        except psycopg.Error as exc:
+            raise ProbeError(f"query failed: {_first_line(exc)}", target=location(conn.info.dsn)) from exc
+
+
+# --------------------------------------------------------------------------- connections
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """Client connections by state against what the server allows."""
+
+    max_connections: int
+    reserved: int
+    by_state: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def available(self) -> int:
+        """Connections ordinary roles may open: max_connections less the superuser reserve."""
+        return self.max_connections - self.reserved
+
+    @property
+    def usage(self) -> float:
+        return self.total / self.available if self.available > 0 else 1.0
+
+
+def connections(target: Targets | str) -> ConnectionStats:
+    """Client backends by state (active, idle, idle in transaction, ...) and the server's limit."""
+    rows = _rows(
+        target,
+        """
+        SELECT coalesce(state, 'unknown') AS state, count(*) AS n
+          FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+         GROUP BY 1
+        """,
+    )
+    limits = _rows(
+        target,
+        """
+        SELECT current_setting('max_connections')::int AS max_connections,
+               current_setting('superuser_reserved_connections')::int AS reserved
+        """,
+    )[0]
+    return ConnectionStats(
+        max_connections=limits["max_connections"],
+        reserved=limits["reserved"],
+        by_state={row["state"]: int(row["n"]) for row in rows},
+    )
+
+
+def check_connections(
+    target: Targets | str, *, warn_ratio: float = 0.7, crit_ratio: float = 0.9
+) -> CheckResult:
+    """Connections in use against the limit: WARN from `warn_ratio`, CRIT from `crit_ratio`."""
+    try:
+        stats = connections(target)
+    except ProbeError as exc:
+        return _unreachable("postgres-connections", exc)
+    evidence = {
+        "in_use": stats.total,
+        "available": stats.available,
+        "max_connections": stats.max_connections,
+        "by_state": dict(stats.by_state),
+    }
+    summary = f"{stats.total} of {stats.available} connections in use ({stats.usage:.0%})"
+    idle_tx = stats.by_state.get("idle in transaction", 0)
+    if idle_tx:
+        summary += f", {idle_tx} idle in transaction"
+    status = (
+        Status.CRIT if stats.usage >= crit_ratio else Status.WARN if stats.usage >= warn_ratio else Status.OK
+    )
+    return CheckResult(
+        "postgres-connections",
+        status,
+        summary,
+        evidence,
+        remedy="Find who holds them (idle in transaction first), terminate the stuck ones, "
+        "then fix the pool size or the leak.",
+    )
+
+
+def check_reachable(target: Targets | str) -> CheckResult:
+    """Can a session be opened and a query answered? CRIT with the error when not."""
+    try:
+        row = _rows(target, "SELECT version() AS version, pg_is_in_recovery() AS replica")[0]
+    except ProbeError as exc:
+        return _unreachable("postgres", exc)
+    role = "replica" if row["replica"] else "primary"
+    version = str(row["version"]).split(",")[0]
+    return CheckResult("postgres", Status.OK, f"reachable ({version}, {role})", {"role": role})
+
+
+def _unreachable(name: str, exc: ProbeError) -> CheckResult:
+    return CheckResult(
+        name,
+        Status.CRIT,
+        f"PostgreSQL is unreachable: {exc}",
+        {"error": str(exc), "target": exc.target},
+        remedy="Check the database process and its host; see the database-down runbook.",
+    )
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One server process of pg_stat_activity."""
+
+    pid: int
+    user: str | None
+    application: str | None
+    client: str | None
+    state: str | None
+    query: str
+    query_seconds: float | None
+    transaction_seconds: float | None
+    wait_event: str | None
+    blocked_by: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        age = f"{self.transaction_seconds:.0f}s" if self.transaction_seconds is not None else "?"
+        return f"pid {self.pid} ({self.user}, {self.state}, transaction {age}): {self.query[:80]}"
+
+
+_BACKENDS: LiteralString = """
+    SELECT pid, usename AS user, application_name AS application,
+           host(client_addr) AS client, state, left(query, 500) AS query,
+           extract(epoch FROM now() - query_start)::float AS query_seconds,
+           extract(epoch FROM now() - xact_start)::float AS transaction_seconds,
+           wait_event_type || ':' || wait_event AS wait_event,
+           pg_blocking_pids(pid) AS blocked_by
+      FROM pg_stat_activity
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+"""
+
+
+def _backends(rows: Sequence[Row]) -> list[Backend]:
+    return [Backend(**{**row, "blocked_by": tuple(row["blocked_by"] or ())}) for row in rows]
+
+
+def sessions(target: Targets | str) -> list[Backend]:
+    """Every client session but the caller's own."""
+    return _backends(_rows(target, _BACKENDS + " ORDER BY backend_start"))
+
+
+def long_running_queries(target: Targets | str, *, min_seconds: float = 30.0) -> list[Backend]:
+    """Active queries running for at least `min_seconds`, longest first."""
+    sql = _BACKENDS + " AND state = 'active' AND now() - query_start >= make_interval(secs => %(s)s)"
+    return _backends(_rows(target, sql + " ORDER BY query_start", {"s": min_seconds}))
+
+
+def idle_in_transaction(target: Targets | str, *, older_than_s: float = 60.0) -> list[Backend]:
+    """Sessions idle inside an open transaction for at least `older_than_s`, oldest first."""
+    sql = _BACKENDS + (
+        " AND state IN ('idle in transaction', 'idle in transaction (aborted)')"
+        " AND now() - state_change >= make_interval(secs => %(s)s)"
+    )
+    return _backends(_rows(target, sql + " ORDER BY xact_start", {"s": older_than_s}))
+
+
+def blocked_queries(target: Targets | str) -> list[Backend]:
+    """Sessions waiting on a lock, each with the pids that block it."""
+    sql = _BACKENDS + " AND cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start"
+    return _backends(_rows(target, sql))
+
+
+def check_long_running_queries(
+    target: Targets | str, *, warn_s: float = 30.0, crit_s: float = 300.0
+) -> CheckResult:
+    """Queries running longer than `warn_s` (WARN) or `crit_s` (CRIT)."""
+    try:
+        slow = long_running_queries(target, min_seconds=warn_s)
+    except ProbeError as exc:
+        return _unreachable("long-running-queries", exc)
+    if not slow:
+        return CheckResult("long-running-queries", Status.OK, f"no query has run longer than {warn_s:g} s")
+    longest = max(b.query_seconds or 0 for b in slow)
+    status = Status.CRIT if longest >= crit_s else Status.WARN
+    return CheckResult(
+        "long-running-queries",
+        status,
+        f"{len(slow)} queries running longer than {warn_s:g} s, the longest for {longest:.0f} s",
+        {"queries": [b.describe() for b in slow[:10]]},
+        remedy="Check the plan of the slowest query; cancel it if it blocks others.",
+    )
+
+
+def check_blocked_queries(target: Targets | str) -> CheckResult:
+    """Sessions waiting on locks: CRIT with the blockers when any are waiting."""
+    try:
+        blocked = blocked_queries(target)
+    except ProbeError as exc:
+        return _unreachable("blocked-queries", exc)
+    if not blocked:
+        return CheckResult("blocked-queries", Status.OK, "no session is waiting on a lock")
+    blockers = sorted({pid for b in blocked for pid in b.blocked_by})
+    return CheckResult(
+        "blocked-queries",
+        Status.CRIT,
+        f"{len(blocked)} sessions wait on locks held by pid {', '.join(map(str, blockers))}",
+        {"blocked": [b.describe() for b in blocked[:10]], "blockers": blockers},
+        remedy="Look at what the blocker runs; terminate it if it is stuck, never a replication session.",
+    )
+
+
+# --------------------------------------------------------------------------- the service's tables
+
+
+def aggregate(target: Targets | str, sql: LiteralString, **params: Any) -> list[Row]:
+    """Run a read-only aggregate with bound parameters (`%(name)s`); rows as dicts."""
+    return _rows(target, sql, params)
+
+
+def errors_by_type(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[Row]:
+    """Failed calls in the usage log by error type, with their share of all failures."""
+    return aggregate(
+        target,
+        """
+        SELECT coalesce(error_type, 'unknown') AS error_type, count(*) AS errors,
+               round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS percent
+          FROM usage_logs
+         WHERE created_at > now() - %(since)s AND NOT success
+         GROUP BY 1 ORDER BY errors DESC
+        """,
+        since=since,
+    )
+
+
+def errors_by_skill(
+    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_errors: int = 1
+) -> list[Row]:
+    """Per skill: calls, failures and error ratio, worst first."""
+    return aggregate(
+        target,
+        """
+        SELECT skill, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS errors,
+               round(count(*) FILTER (WHERE NOT success)::numeric / count(*), 3) AS error_ratio
+          FROM usage_logs
+         WHERE created_at > now() - %(since)s
+         GROUP BY skill HAVING count(*) FILTER (WHERE NOT success) >= %(min_errors)s
+         ORDER BY error_ratio DESC, errors DESC
+        """,
+        since=since,
+        min_errors=min_errors,
+    )
+
+
+def slow_skills(
+    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_avg_ms: float = 0.0
+) -> list[Row]:
+    """Per skill: average, 95th percentile and maximum duration, slowest first."""
+    return aggregate(
+        target,
+        """
+        SELECT skill, count(*) AS calls, round(avg(duration_ms)) AS avg_ms,
+               round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::numeric) AS p95_ms,
+               max(duration_ms) AS max_ms
+          FROM usage_logs
+         WHERE created_at > now() - %(since)s
+         GROUP BY skill HAVING avg(duration_ms) >= %(min_avg_ms)s
+         ORDER BY avg_ms DESC
+        """,
+        since=since,
+        min_avg_ms=min_avg_ms,
+    )
+
+
+def expensive_skills(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[Row]:
+    """Per skill: calls, tokens per call and cost, most expensive first."""
+    return aggregate(
+        target,
+        """
+        SELECT skill, count(*) AS calls,
+               round(avg(tokens_input + tokens_output)) AS tokens_per_call,
+               round(sum(cost_usd)::numeric, 4) AS cost_usd
+          FROM usage_logs
+         WHERE created_at > now() - %(since)s
+         GROUP BY skill ORDER BY cost_usd DESC
+        """,
+        since=since,
+    )
+
+
+def cost_by_hour(
+    target: Targets | str, *, recent: timedelta = timedelta(hours=1), baseline: timedelta = timedelta(days=7)
+) -> Row:
+    """Cost per hour over the `recent` window against the hourly average over `baseline` before it."""
+    return aggregate(
+        target,
+        """
+        SELECT coalesce(sum(cost_usd) FILTER (WHERE created_at > now() - %(recent)s), 0)
+                 / (extract(epoch FROM %(recent)s::interval) / 3600) AS recent_per_hour,
+               coalesce(sum(cost_usd) FILTER (WHERE created_at <= now() - %(recent)s), 0)
+                 / (extract(epoch FROM %(baseline)s::interval) / 3600) AS baseline_per_hour
+          FROM usage_logs
+         WHERE created_at > now() - %(recent)s - %(baseline)s
+        """,
+        recent=recent,
+        baseline=baseline,
+    )[0]
+
+
+def audit_anomalies(
+    target: Targets | str, *, since: timedelta = timedelta(minutes=15), min_users: int = 5
+) -> list[Row]:
+    """API keys whose recent requests touched many users or came from many addresses."""
+    return aggregate(
+        target,
+        """
+        SELECT api_key_id, count(*) AS requests, count(DISTINCT user_id) AS users,
+               count(DISTINCT address) AS addresses, min(created_at) AS first_seen,
+               max(created_at) AS last_seen
+          FROM audit_logs
+         WHERE created_at > now() - %(since)s AND api_key_id IS NOT NULL
+         GROUP BY api_key_id HAVING count(DISTINCT user_id) >= %(min_users)s
+         ORDER BY users DESC, requests DESC
+        """,
+        since=since,
+        min_users=min_users,
+    )

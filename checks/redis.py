@@ -1,0 +1,228 @@
+"""Redis: reachability, hit rate, evictions, memory, and a TTL survey of a key pattern.
+
+Only read commands (INFO, SCAN, TTL, PING); never KEYS, which blocks the
+server on a large keyspace. Every call has a socket timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+import redis as redis_py
+
+from checks._errors import ProbeError
+from checks._result import CheckResult, Status
+from checks.targets import Targets
+
+__all__ = [
+    "CacheStats",
+    "TtlSurvey",
+    "cache_stats",
+    "check_evictions",
+    "check_hit_rate",
+    "check_memory",
+    "check_reachable",
+    "client",
+    "ttl_survey",
+]
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def client(target: Targets | str, *, timeout_s: float | None = None) -> redis_py.Redis:
+    """A client with connect and read timeouts; the password from the environment's secret."""
+    if isinstance(target, Targets):
+        url = target.endpoint("redis")
+        password = target.optional_secret("redis_password")
+        timeout = timeout_s if timeout_s is not None else target.query.timeout_seconds
+    else:
+        url, password, timeout = target, None, timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
+    extra: dict[str, Any] = {"password": password} if password else {}
+    return redis_py.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        decode_responses=True,
+        **extra,
+    )
+
+
+@contextmanager
+def _session(target: Targets | str) -> Iterator[redis_py.Redis]:
+    conn = client(target)
+    where = _where(conn)
+    try:
+        yield conn
+    except redis_py.RedisError as exc:
+        raise ProbeError(f"Redis did not answer: {type(exc).__name__}: {exc}", target=where) from exc
+    finally:
+        conn.close()
+
+
+def _where(conn: redis_py.Redis) -> str:
+    kwargs = conn.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What INFO says about hits, evictions and memory."""
+
+    hits: int
+    misses: int
+    evicted_keys: int
+    used_memory: int
+    maxmemory: int
+    maxmemory_policy: str
+    keys: int
+
+    @property
+    def hit_rate(self) -> float | None:
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else None
+
+    @property
+    def memory_usage(self) -> float | None:
+        return self.used_memory / self.maxmemory if self.maxmemory else None
+
+
+def cache_stats(target: Targets | str) -> CacheStats:
+    """Hits, misses, evictions and memory since the server started (INFO)."""
+    with _session(target) as conn:
+        stats: dict[str, Any] = conn.info("stats")
+        memory: dict[str, Any] = conn.info("memory")
+        keyspace: dict[str, Any] = conn.info("keyspace")
+    return CacheStats(
+        hits=int(stats.get("keyspace_hits", 0)),
+        misses=int(stats.get("keyspace_misses", 0)),
+        evicted_keys=int(stats.get("evicted_keys", 0)),
+        used_memory=int(memory.get("used_memory", 0)),
+        maxmemory=int(memory.get("maxmemory", 0)),
+        maxmemory_policy=str(memory.get("maxmemory_policy", "")),
+        keys=sum(int(db.get("keys", 0)) for db in keyspace.values() if isinstance(db, dict)),
+    )
+
+
+def check_reachable(target: Targets | str) -> CheckResult:
+    """Does Redis answer PING? CRIT with the error when not."""
+    try:
+        with _session(target) as conn:
+            conn.ping()
+    except ProbeError as exc:
+        return _unreachable("redis", exc)
+    return CheckResult("redis", Status.OK, "answers PING")
+
+
+def _unreachable(name: str, exc: ProbeError) -> CheckResult:
+    return CheckResult(
+        name,
+        Status.CRIT,
+        f"Redis is unreachable: {exc}",
+        {"error": str(exc), "target": exc.target},
+        remedy="Every lookup now goes to the database: check the Redis process, then its host.",
+    )
+
+
+def check_hit_rate(target: Targets | str, *, floor: float = 0.30, min_lookups: int = 100) -> CheckResult:
+    """The hit rate since start-up against `floor`: WARN below it, UNKNOWN with too few lookups."""
+    try:
+        stats = cache_stats(target)
+    except ProbeError as exc:
+        return _unreachable("cache-hit-rate", exc)
+    evidence: dict[str, float] = {"hits": stats.hits, "misses": stats.misses, "keys": stats.keys}
+    rate = stats.hit_rate
+    if rate is None or stats.hits + stats.misses < min_lookups:
+        return CheckResult(
+            "cache-hit-rate",
+            Status.UNKNOWN,
+            f"only {stats.hits + stats.misses} lookups so far; too few to judge",
+            evidence,
+        )
+    evidence["hit_rate"] = round(rate, 3)
+    if rate < floor:
+        return CheckResult(
+            "cache-hit-rate",
+            Status.WARN,
+            f"hit rate {rate:.0%} is under the {floor:.0%} floor",
+            evidence,
+            remedy="Is the cache cold (recent flush or restart), are TTLs too short, or are keys evicted?",
+        )
+    return CheckResult("cache-hit-rate", Status.OK, f"hit rate {rate:.0%}", evidence)
+
+
+def check_evictions(target: Targets | str, *, since: int = 0) -> CheckResult:
+    """Keys evicted for lack of memory since start-up, or since a previous reading `since`."""
+    try:
+        stats = cache_stats(target)
+    except ProbeError as exc:
+        return _unreachable("cache-evictions", exc)
+    evicted = stats.evicted_keys - since
+    evidence = {"evicted_keys": stats.evicted_keys, "maxmemory_policy": stats.maxmemory_policy}
+    if evicted > 0:
+        return CheckResult(
+            "cache-evictions",
+            Status.WARN,
+            f"{evicted} keys evicted for lack of memory",
+            evidence,
+            remedy="Raise maxmemory, shorten TTLs of large keys, or cache less.",
+        )
+    return CheckResult("cache-evictions", Status.OK, "no key evicted", evidence)
+
+
+def check_memory(target: Targets | str, *, warn_ratio: float = 0.8, crit_ratio: float = 0.95) -> CheckResult:
+    """Used memory against maxmemory; OK with a note when no limit is set."""
+    try:
+        stats = cache_stats(target)
+    except ProbeError as exc:
+        return _unreachable("cache-memory", exc)
+    evidence = {"used_memory": stats.used_memory, "maxmemory": stats.maxmemory}
+    usage = stats.memory_usage
+    if usage is None:
+        return CheckResult("cache-memory", Status.OK, "no maxmemory limit is set", evidence)
+    summary = f"{stats.used_memory / 2**20:.1f} MiB of {stats.maxmemory / 2**20:.1f} MiB ({usage:.0%})"
+    status = Status.CRIT if usage >= crit_ratio else Status.WARN if usage >= warn_ratio else Status.OK
+    return CheckResult("cache-memory", status, summary, evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class TtlSurvey:
+    """TTLs of the keys matching a pattern (a bounded SCAN sample)."""
+
+    pattern: str
+    sampled: int
+    without_ttl: int
+    ttls: tuple[int, ...]
+
+    @property
+    def median_ttl(self) -> float | None:
+        return median(self.ttls) if self.ttls else None
+
+    @property
+    def min_ttl(self) -> int | None:
+        return min(self.ttls) if self.ttls else None
+
+
+def ttl_survey(target: Targets | str, pattern: str, *, limit: int = 1000) -> TtlSurvey:
+    """SCAN up to `limit` keys matching `pattern` and read their TTLs (never KEYS)."""
+    ttls: list[int] = []
+    without = 0
+    with _session(target) as conn:
+        keys = []
+        for key in conn.scan_iter(match=pattern, count=200):
+            keys.append(key)
+            if len(keys) >= limit:
+                break
+        pipe = conn.pipeline(transaction=False)
+        for key in keys:
+            pipe.ttl(key)
+        for ttl in pipe.execute():
+            if ttl == -1:
+                without += 1
+            elif ttl >= 0:
+                ttls.append(int(ttl))
+    return TtlSurvey(pattern=pattern, sampled=len(keys), without_ttl=without, ttls=tuple(ttls))
