@@ -144,12 +144,14 @@ class Gate:
         are not OK: a restart is not a remedy for a healthy service.
         """
         plan = action.plan()
-        if evidence is not None:
-            failing = [r.name for r in evidence if not r.ok]
-            if not failing:
-                return Outcome(plan, "skipped", "every check it depends on is OK")
+        needed = evidence is None or any(not r.ok for r in evidence)
         if not self.apply:
-            return Outcome(plan, "planned", "dry run; run with apply=True to make this change")
+            reason = "dry run; run with apply=True to make this change"
+            if not needed:
+                reason += " (not needed now: every check it depends on is OK)"
+            return Outcome(plan, "planned", reason)
+        if not needed:
+            return Outcome(plan, "skipped", "every check it depends on is OK")
         if self.policy == "confirm" and self.confirm != self.environment:
             raise ActionRefused(
                 f"{plan.action} on {plan.target} refused: environment {self.environment!r} needs a "

@@ -1,4 +1,4 @@
-"""The `drillbook` command: run runbooks during an incident, list them.
+"""The `drillbook` command: run runbooks during an incident, plan them, classify, escalate.
 
 Exit codes (stable, for scripts):
 
@@ -12,24 +12,37 @@ Exit codes (stable, for scripts):
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
+import sys
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.prompt import Prompt
 from rich.table import Table
 
-from checks import CheckError, ConfigError, Status, escalation_at
-from drillbook.runner import CellEvent, Runbook, RunRecord, execute, write_outputs
+from checks import CheckError, ConfigError, Status, classify, escalation_at, load_environments, parse_duration
+from drillbook.redact import Redactor
+from drillbook.runner import (
+    CellEvent,
+    Execution,
+    Runbook,
+    RunRecord,
+    execute,
+    project_root,
+    write_outputs,
+)
 
 app = typer.Typer(
     help="Incident runbooks as code: run a runbook's diagnosis and gated mitigations.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+incident_app = typer.Typer(help="Incident records: post-mortem drafts from the runs of an incident.")
+app.add_typer(incident_app, name="incident")
 
 _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "bold red"}
 
@@ -42,56 +55,64 @@ class Exit(enum.IntEnum):
     ERROR = 4
 
 
+class Terminal:
+    """Everything the CLI prints goes through here, redacted first."""
+
+    def __init__(self) -> None:
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+        self._redactor: Redactor | None = None
+
+    @property
+    def redactor(self) -> Redactor:
+        if self._redactor is None:
+            self._redactor = Redactor.from_policy()
+        return self._redactor
+
+    def clean(self, text: str) -> str:
+        return escape(self.redactor.text(text))
+
+    def say(self, markup: str, *values: Any, err: bool = False) -> None:
+        """Print `markup` with `values` substituted ({} placeholders), values redacted and escaped."""
+        text = markup.format(*(self.clean(str(v)) for v in values))
+        (self.err if err else self.out).print(text)
+
+    def table(self, table: Table) -> None:
+        self.out.print(table)
+
+
+term = Terminal()
+
+
+def _fail(exc: CheckError) -> typer.Exit:
+    term.say("[red]error:[/] {}", exc, err=True)
+    return typer.Exit(Exit.ERROR)
+
+
+# --------------------------------------------------------------------------- list
+
+
 @app.command("list")
 def list_runbooks() -> None:
-    """List the runbooks this repository holds."""
-    table = Table("runbook", "notebook")
-    for runbook in Runbook.all():
-        table.add_row(runbook.slug, str(runbook.notebook))
-    out.print(table)
+    """List the runbooks: severity, owner and the alerts that lead to each."""
+    from drillbook.site import read_runbook_pages
 
-
-@app.command()
-def run(
-    runbook: Annotated[str, typer.Argument(help="Runbook slug (service-down) or notebook path.")],
-    env: Annotated[
-        str, typer.Option("--env", "-e", help="Environment from policy/environments.yml.")
-    ] = "sandbox",
-    apply: Annotated[
-        bool, typer.Option("--apply", help="Apply mitigations instead of planning them.")
-    ] = False,
-    confirm: Annotated[
-        str, typer.Option("--confirm", help="Name the environment to confirm changes where its gate asks.")
-    ] = "",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Override a notebook parameter: key=value.")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--out", help="Folder for the executed notebook and report.")
-    ] = None,
-    cell_timeout: Annotated[
-        float | None, typer.Option("--cell-timeout", help="Seconds one cell may run.")
-    ] = None,
-) -> None:
-    """Run RUNBOOK against an environment: live progress, then triage, severity and escalation."""
     try:
-        parameters = _parameters(param or [])
-        parameters.update(env=env, apply=apply, confirm=confirm)
-        book = Runbook.find(runbook)
-        mode = "APPLY" if apply else "dry run"
-        err.print(f"[bold]{book.slug}[/] in [bold]{env}[/] ({mode})")
-        execution = execute(book, parameters=parameters, cell_timeout_s=cell_timeout, on_cell=_progress)
+        root = project_root()
+        pages = {p.slug: p for p in read_runbook_pages(root / "docs" / "runbooks")}
     except CheckError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(Exit.ERROR) from None
-    record = execution.record
-    folder = output or (
-        book.notebook.parent.parent / "incidents" / f"{record.started_at:%Y%m%dT%H%M%S}-{book.slug}"
-    )
-    paths = write_outputs(execution, folder)
-    _report(record)
-    err.print(f"record: {paths['report']}")
-    raise typer.Exit(_exit_code(record))
+        raise _fail(exc) from None
+    table = Table("runbook", "title", "severity", "owner", "alerts")
+    for runbook in Runbook.all(root=root):
+        page = pages.get(runbook.slug)
+        if page is None:
+            table.add_row(runbook.slug, "[red]no page[/]", "", "", "")
+            continue
+        table.add_row(runbook.slug, page.title, page.severity, page.owner, ", ".join(page.alerts))
+    term.table(table)
+
+
+# --------------------------------------------------------------------------- run and plan
 
 
 def _parameters(pairs: list[str]) -> dict[str, object]:
@@ -104,37 +125,164 @@ def _parameters(pairs: list[str]) -> dict[str, object]:
     return values
 
 
+def _check_environment(env: str) -> dict[str, Any]:
+    environments = load_environments()
+    if env not in environments:
+        raise ConfigError(f"unknown environment {env!r}; environments.yml declares {', '.join(environments)}")
+    spec: dict[str, Any] = environments[env]
+    return spec
+
+
+def _confirmation(env: str, spec: dict[str, Any], apply: bool, confirm: str) -> str:
+    """The confirmation to pass on: as given, or typed at a prompt when a person is there to type it."""
+    if not apply or spec["gate"] != "confirm" or confirm == env:
+        return confirm
+    if sys.stdin.isatty():
+        term.say(f"[bold red]{env}[/] needs a confirmation to change anything.", err=True)
+        return Prompt.ask(
+            f"Type [bold]{env}[/] to confirm, anything else to stay in dry run", console=term.err
+        )
+    return confirm
+
+
 def _progress(event: CellEvent) -> None:
     cell = event.cell
     if event.phase == "start":
         return
     mark = "[green]✔[/]" if cell.status == "ok" else "[red]✘[/]"
-    found = "; ".join(f"{r['name']} {r['status']}" for r in cell.results)
-    found += "; ".join(f"{a['state']} {a['action']}" for a in cell.actions)
-    err.print(
-        f"{mark} [{event.position:>2}/{event.total}] {cell.kind:<20} {cell.duration_s or 0:6.2f}s  {found}"
+    found = [f"{r['name']} {r['status']}" for r in cell.results]
+    found += [f"{a['state']} {a['action']}" for a in cell.actions]
+    term.say(
+        f"{mark} [{event.position:>2}/{event.total}] {{}} {cell.duration_s or 0:6.2f}s  {{}}",
+        f"{cell.kind:<20}",
+        "; ".join(found),
+        err=True,
     )
+
+
+def _execute(
+    runbook: str,
+    *,
+    env: str,
+    apply: bool,
+    confirm: str,
+    param: list[str] | None,
+    cell_timeout: float | None,
+    incident: str | None = None,
+) -> tuple[Runbook, Execution]:
+    spec = _check_environment(env)
+    parameters = _parameters(param or [])
+    confirm = _confirmation(env, spec, apply, confirm)
+    parameters.update(env=env, apply=apply, confirm=confirm)
+    book = Runbook.find(runbook)
+    mode = "APPLY" if apply else "dry run"
+    term.say(f"[bold]{{}}[/] in [bold]{{}}[/] ({mode}); starting a kernel", book.slug, env, err=True)
+    execution = execute(
+        book, parameters=parameters, cell_timeout_s=cell_timeout, on_cell=_progress, incident=incident
+    )
+    return book, execution
+
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="Environment from policy/environments.yml.")]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Override a notebook parameter: key=value.")
+]
+TimeoutOption = Annotated[float | None, typer.Option("--cell-timeout", help="Seconds one cell may run.")]
+
+
+@app.command()
+def run(
+    runbook: Annotated[str, typer.Argument(help="Runbook slug (service-down) or notebook path.")],
+    env: EnvOption = "sandbox",
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply mitigations instead of planning them.")
+    ] = False,
+    confirm: Annotated[
+        str, typer.Option("--confirm", help="Name the environment to confirm changes where its gate asks.")
+    ] = "",
+    param: ParamOption = None,
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="Incident id this run belongs to (for the post-mortem).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Folder for the record of this run.")] = None,
+    cell_timeout: TimeoutOption = None,
+) -> None:
+    """Run RUNBOOK against an environment: live progress, then triage, severity and escalation.
+
+    The executed notebook, a JSON record and a Markdown report are written to
+    incidents/<time>-<runbook>-<env>/ (redacted), whatever the outcome.
+    """
+    try:
+        book, execution = _execute(
+            runbook, env=env, apply=apply, confirm=confirm, param=param, cell_timeout=cell_timeout,
+            incident=incident,
+        )  # fmt: skip
+    except CheckError as exc:
+        raise _fail(exc) from None
+    record = execution.record
+    stamp = f"{record.started_at:%Y%m%dT%H%M%S}-{book.slug}-{env}"
+    folder = output or project_root() / "incidents" / stamp
+    paths = write_outputs(execution, folder, redactor=term.redactor)
+    _report(record)
+    term.say("record: {}", paths["report"], err=True)
+    raise typer.Exit(_exit_code(record))
+
+
+@app.command()
+def plan(
+    runbook: Annotated[str, typer.Argument(help="Runbook slug or notebook path.")],
+    env: EnvOption = "sandbox",
+    param: ParamOption = None,
+    cell_timeout: TimeoutOption = None,
+) -> None:
+    """Show every mitigation step of RUNBOOK with exactly what it would change; change nothing."""
+    try:
+        _, execution = _execute(
+            runbook, env=env, apply=False, confirm="", param=param, cell_timeout=cell_timeout
+        )
+    except CheckError as exc:
+        raise _fail(exc) from None
+    record = execution.record
+    for action in record.actions:
+        term.say("\n[bold]{}[/] on {} in {}: {}", action["action"], action["target"], env, action["reason"])
+        for change in action["changes"]:
+            term.say("  - {}", change)
+        if action["command"]:
+            term.say("  command: {}", " ".join(action["command"]))
+    if not record.actions:
+        term.say("no mitigation step was reached")
+    if record.error:
+        term.say("[red]the run stopped:[/] {}", record.headline, err=True)
+        raise typer.Exit(Exit.ERROR)
 
 
 def _report(record: RunRecord) -> None:
     table = Table("check", "status", "summary", title="Triage")
     for result in record.results("diagnosis"):
-        table.add_row(result.name, f"[{_STYLE[result.status]}]{result.status.value}[/]", result.summary)
-    out.print(table)
+        style = _STYLE[result.status]
+        table.add_row(
+            term.clean(result.name), f"[{style}]{result.status.value}[/]", term.clean(result.summary)
+        )
+    term.table(table)
     severity = record.severity
     if severity and severity["level"]:
-        out.print(f"Suggested severity: [bold]{severity['level']}[/] ({'; '.join(severity['reasons'])})")
-        out.print(f"Escalation now: {escalation_at(severity['level'], timedelta(0))}")
+        term.say("Suggested severity: [bold]{}[/] ({})", severity["level"], "; ".join(severity["reasons"]))
+        term.say("Escalation now: {}", escalation_at(severity["level"], timedelta(0)))
     elif severity:
-        out.print("Suggested severity: none (no trigger of the policy is met)")
+        term.say("Suggested severity: none (no trigger of the policy is met)")
     for action in record.actions:
-        out.print(f"Action {action['state']}: {action['action']} on {action['target']} ({action['reason']})")
+        term.say(
+            "Action {}: {} on {} ({})", action["state"], action["action"], action["target"], action["reason"]
+        )
     for result in record.results("verify"):
-        out.print(
-            f"Verify: [{_STYLE[result.status]}]{result.status.value}[/] {result.name}: {result.summary}"
+        term.say(
+            f"Verify: [{_STYLE[result.status]}]{{}}[/] {{}}: {{}}",
+            result.status.value,
+            result.name,
+            result.summary,
         )
     if record.error:
-        err.print(f"[red]the run stopped:[/]\n{record.error}")
+        term.say("[red]the run stopped at {}[/]", record.headline, err=True)
 
 
 def _exit_code(record: RunRecord) -> Exit:
@@ -143,6 +291,81 @@ def _exit_code(record: RunRecord) -> Exit:
     if record.error:
         return Exit.ERROR
     return Exit.HEALTHY if all(r.ok for r in record.results()) else Exit.FINDINGS
+
+
+# --------------------------------------------------------------------------- severity and escalation
+
+
+@app.command()
+def severity(
+    availability: Annotated[float | None, typer.Option(help="Share of requests that succeed, 0..1.")] = None,
+    error_ratio: Annotated[float | None, typer.Option(help="Share of requests that fail, 0..1.")] = None,
+    p95: Annotated[float | None, typer.Option("--p95", help="95th percentile latency in seconds.")] = None,
+) -> None:
+    """Suggest a severity level from measurements, by the triggers of policy/severity.yml."""
+    given = {"availability": availability, "error_ratio": error_ratio, "p95_latency_seconds": p95}
+    measurements = {k: v for k, v in given.items() if v is not None}
+    if not measurements:
+        term.say("[red]error:[/] give at least one of --availability, --error-ratio, --p95", err=True)
+        raise typer.Exit(Exit.USAGE)
+    try:
+        verdict = classify(measurements=measurements)
+    except CheckError as exc:
+        raise _fail(exc) from None
+    if verdict.level is None:
+        term.say("no incident by the policy: {}", "; ".join(verdict.reasons))
+        return
+    term.say("[bold]{}[/] {}: {}", verdict.level.label, verdict.level.name, "; ".join(verdict.reasons))
+    term.say("{}", verdict.level.paging)
+
+
+@app.command()
+def escalation(
+    level: Annotated[str, typer.Option("--level", help="Severity level or alias (SEV1, P0).")],
+    elapsed: Annotated[str, typer.Option("--elapsed", help="Time since the incident began: 25m, 2h.")] = "0m",
+) -> None:
+    """Who should have been paged and told by now, by the ladder of policy/escalation.yml."""
+    try:
+        due = escalation_at(level, parse_duration(elapsed))
+    except CheckError as exc:
+        raise _fail(exc) from None
+    term.say("[bold]{}[/] {} after {}", due.level.label, due.level.name, elapsed)
+    term.say("page:   {}", ", ".join(f"{c.name} ({c.reach})" for c in due.page) or "nobody")
+    term.say("notify: {}", ", ".join(f"{c.name} ({c.reach})" for c in due.notify) or "nobody")
+    if due.next_step_in is not None:
+        term.say("next step in {}", due.next_step_in)
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+@incident_app.command("new")
+def incident_new(
+    title: Annotated[str, typer.Option("--title", help="What happened, in a few words.")],
+    level: Annotated[str, typer.Option("--level", help="Severity level or alias.")],
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="Only runs recorded with this --incident id.")
+    ] = None,
+    since: Annotated[str, typer.Option("--since", help="Runs that started within this long ago.")] = "24h",
+    lead: Annotated[str, typer.Option("--lead", help="Incident commander.")] = "",
+    output: Annotated[Path | None, typer.Option("--out", help="Where to write the draft.")] = None,
+) -> None:
+    """Write a post-mortem draft from the template, its timeline filled from the runs' records."""
+    from drillbook.postmortem import draft, run_records
+
+    try:
+        root = project_root()
+        records = run_records(root / "incidents", since=parse_duration(since), incident=incident)
+        text = draft(root, title=title, level=level, lead=lead, records=records)
+    except CheckError as exc:
+        raise _fail(exc) from None
+    slug = "-".join("".join(ch if ch.isalnum() else " " for ch in title.lower()).split())[:60]
+    path = output or root / "incidents" / f"{datetime.now():%Y%m%d}-{slug}-postmortem.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(term.redactor.text(text), encoding="utf-8")
+    tmp.replace(path)
+    term.say("post-mortem draft with {} runs in its timeline: {}", len(records), path)
 
 
 def main() -> None:

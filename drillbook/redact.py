@@ -7,12 +7,14 @@ API keys), so a secret is masked even when nobody declared it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from checks import load_environments
+from checks.targets import sandbox_state_path
 
 MASK = "***"
 
@@ -32,6 +34,10 @@ _SHAPES = (
 )
 
 
+# A mapping key that names a secret: its string value is masked whatever it looks like.
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.IGNORECASE)
+
+
 class Redactor:
     """Masks known secret values and secret-shaped strings in text and in JSON-like data."""
 
@@ -41,10 +47,17 @@ class Redactor:
 
     @classmethod
     def from_policy(cls) -> Redactor:
-        """A redactor for every secret variable named in environments.yml that is set here."""
+        """A redactor for every secret variable named in environments.yml that is set here,
+        and for the secrets a running sandbox generated."""
         environments = load_environments()
         variables = {var for env in environments.values() for var in env.get("secrets", {}).values()}
-        return cls(value for var in variables if (value := os.environ.get(var)))
+        secrets = [value for var in variables if (value := os.environ.get(var))]
+        try:
+            state = json.loads(sandbox_state_path().read_text(encoding="utf-8"))
+            secrets += [str(v) for v in state.get("secrets", {}).values()]
+        except (OSError, ValueError, AttributeError):
+            pass  # no sandbox running: nothing of its own to mask
+        return cls(secrets)
 
     def text(self, text: str) -> str:
         for secret in self._secrets:
@@ -58,7 +71,12 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {key: self.data(item) for key, item in value.items()}
+            return {
+                key: MASK
+                if _SECRET_KEY.search(str(key)) and isinstance(item, str) and item
+                else self.data(item)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
             return [self.data(item) for item in value]
         return value

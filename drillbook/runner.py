@@ -15,8 +15,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import copy
+import getpass
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -123,6 +125,25 @@ class RunRecord:
     status: Literal["running", "ok", "error"] = "running"
     error: str | None = None
     error_name: str | None = None
+    operator: str = ""
+    incident: str | None = None
+
+    @property
+    def failed_cell(self) -> CellRecord | None:
+        """The cell the run stopped at, if it stopped."""
+        return next((c for c in self.cells if c.status == "error"), None)
+
+    @property
+    def headline(self) -> str | None:
+        """One line naming where and why the run stopped: for a terminal, not a traceback."""
+        if self.error is None:
+            return None
+        cell = self.failed_cell
+        where = f"cell {cell.index} ({cell.kind})" if cell else "the notebook"
+        last = self.error.strip().splitlines()[-1] if self.error.strip() else "failed"
+        if self.error_name and self.error_name in last:
+            return f"{where}: {last.strip()}"
+        return f"{where}: {self.error.strip().splitlines()[0]}"
 
     @property
     def duration_s(self) -> float | None:
@@ -245,6 +266,17 @@ def _parse(name: str, text: str, default: Any) -> Any:
         return text
 
 
+def operator() -> str:
+    """Who runs this: $DRILLBOOK_OPERATOR (set it in shared shells), else user@host."""
+    if named := os.environ.get("DRILLBOOK_OPERATOR"):
+        return named
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 def git_revision(cwd: Path) -> str | None:
     try:
         done = subprocess.run(
@@ -263,6 +295,7 @@ def execute(
     timeout_s: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
     kernel_name: str = "python3",
     on_cell: Callable[[CellEvent], None] | None = None,
+    incident: str | None = None,
 ) -> Execution:
     """Run `runbook`'s notebook in a fresh kernel and record every code cell.
 
@@ -294,6 +327,8 @@ def execute(
         started_at=datetime.now().astimezone(),
         git_revision=git_revision(root),
         cells=list(cells.values()),
+        operator=operator(),
+        incident=incident,
     )
     clocks: dict[int, float] = {}
 
@@ -333,14 +368,16 @@ def execute(
         record.status = "ok"
     except CellExecutionError as exc:
         record.status, record.error, record.error_name = "error", str(exc), exc.ename
-    except CellTimeoutError as exc:
-        record.status, record.error = "error", f"a cell ran longer than {per_cell:g} s: {exc}"
+    except CellTimeoutError:
+        record.status, record.error = "error", f"the cell ran longer than {per_cell:g} s and was interrupted"
     except DeadKernelError as exc:
         record.status, record.error = "error", f"the kernel died: {exc}"
     except TimeoutError:
         record.status, record.error = "error", f"the notebook ran longer than {timeout_s:g} s"
     record.finished_at = datetime.now().astimezone()
     for entry in cells.values():
+        if entry.started_at is not None and entry.finished_at is None:
+            entry.status = "error"  # interrupted: a timeout or a dead kernel
         if entry.status == "error" and entry.error is None:
             entry.error = record.error
     nb.metadata["drillbook"] = {
@@ -408,12 +445,19 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment else "-"
+
+
 def report_markdown(record: RunRecord) -> str:
     """A human-readable report of one run: triage, severity, actions, cells."""
     lines = [
         f"# Run of {record.runbook} in {record.environment}",
         "",
-        f"- started: {record.started_at.isoformat(timespec='seconds')}",
+        f"- operator: {record.operator}",
+        f"- incident: {record.incident or 'none'}",
+        f"- started: {_iso(record.started_at)}",
+        f"- finished: {_iso(record.finished_at) if record.finished_at else 'not finished'}",
         f"- duration: {record.duration_s or 0:.1f} s",
         f"- status: {record.status}",
         f"- revision: {record.git_revision or 'unknown'}",
@@ -431,13 +475,20 @@ def report_markdown(record: RunRecord) -> str:
         lines += [f"- {reason}" for reason in severity["reasons"]]
     if record.actions:
         lines += ["", "## Actions", ""]
-        lines += [f"- {a['state']}: {a['action']} on {a['target']} ({a['reason']})" for a in record.actions]
+        for a in record.actions:
+            lines.append(f"- {a['state']}: {a['action']} on {a['target']} ({a['reason']})")
+            lines += [f"    - {change}" for change in a["changes"]]
     verified = record.results("verify")
     if verified:
         lines += ["", "## Verification", ""]
         lines += [f"- {r.name}: {r.status.value}, {r.summary}" for r in verified]
-    lines += ["", "## Cells", "", "| # | kind | status | seconds |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c.index} | {c.kind} | {c.status} | {c.duration_s or 0:.2f} |" for c in record.cells]
+    lines += ["", "## Cells", "", "| # | kind | status | started | finished | seconds |"]
+    lines += ["| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {c.index} | {c.kind} | {c.status} | {_clock(c.started_at)} | {_clock(c.finished_at)} "
+        f"| {c.duration_s or 0:.2f} |"
+        for c in record.cells
+    ]
     if record.error:
         lines += ["", "## Error", "", "```", record.error, "```"]
     return "\n".join(lines) + "\n"
