@@ -59,8 +59,8 @@ class Terminal:
     """Everything the CLI prints goes through here, redacted first."""
 
     def __init__(self) -> None:
-        self.out = Console(highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._redactor: Redactor | None = None
 
     @property
@@ -258,7 +258,8 @@ def plan(
 
 def _report(record: RunRecord) -> None:
     table = Table("check", "status", "summary", title="Triage")
-    for result in record.results("diagnosis"):
+    # A notebook without tagged diagnosis cells still gets its findings shown.
+    for result in record.results("diagnosis") or record.results():
         style = _STYLE[result.status]
         table.add_row(
             term.clean(result.name), f"[{style}]{result.status.value}[/]", term.clean(result.summary)

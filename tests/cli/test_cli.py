@@ -1,0 +1,239 @@
+"""The `drillbook` command as an on-call engineer meets it: real processes, real kernels.
+
+Bad input must give one clear message naming what and where, a non-zero exit
+code, and a complete record of whatever did run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from drillbook.runner import project_root
+
+ROOT = project_root()
+HEADER = """\
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+"""
+
+
+def notebook(folder: Path, name: str, *cells: str, parameters: str = "") -> Path:
+    """A py:percent notebook: a parameters cell, then `cells` as code cells."""
+    params = 'env = "sandbox"\napply = False\nconfirm = ""\n' + textwrap.dedent(parameters)
+    body = "\n".join(f"# %%\n{textwrap.dedent(cell).strip()}\n" for cell in cells)
+    path = folder / f"{name}.py"
+    path.write_text(f'{HEADER}\n# %% tags=["parameters"]\n{params}\n{body}')
+    return path
+
+
+def drillbook(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "drillbook", *args]
+    return subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+def record_of(folder: Path, name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((folder / f"{name}.json").read_text())
+    return data
+
+
+def test_unknown_runbook_names_it_and_lists_the_known_ones() -> None:
+    done = drillbook("run", "no-such-runbook")
+    assert done.returncode == 4
+    assert "no runbook 'no-such-runbook'" in done.stderr
+    assert "service-down" in done.stderr
+
+
+def test_unknown_environment_names_the_declared_ones() -> None:
+    done = drillbook("run", "service-down", "--env", "prod")
+    assert done.returncode == 4
+    assert "unknown environment 'prod'; environments.yml declares sandbox, staging, production" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("retries=many", "parameter retries: 'many' is not a int"),
+        ("retries", "write key=value"),
+        ("nope=1", "unknown parameter nope"),
+    ],
+)
+def test_malformed_parameter_is_refused_before_anything_runs(tmp_path: Path, flag: str, message: str) -> None:
+    book = notebook(tmp_path, "params", "print(retries)", parameters="retries = 3\n")
+    done = drillbook("run", str(book), "-p", flag, "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert message in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_syntax_error_names_the_cell_and_keeps_the_record(tmp_path: Path) -> None:
+    book = notebook(tmp_path, "broken", "value = 1", "if value\n    print(value)")
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert "cell 3 (setup)" in done.stderr
+    assert "SyntaxError" in done.stderr
+    record = record_of(tmp_path / "out", "broken")
+    # parameters, injected parameters, the first cell, the broken one
+    assert [c["status"] for c in record["cells"]] == ["ok", "ok", "ok", "error"]  # type: ignore[index]
+    assert "SyntaxError" in (tmp_path / "out" / "broken.md").read_text()
+
+
+def test_a_hanging_cell_is_interrupted_at_its_deadline_and_the_record_says_where(tmp_path: Path) -> None:
+    book = notebook(tmp_path, "hangs", "started = True", "import threading\nthreading.Event().wait()")
+    done = drillbook("run", str(book), "--cell-timeout", "2", "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert "cell 3 (setup): the cell ran longer than 2 s" in done.stderr
+    cells = record_of(tmp_path / "out", "hangs")["cells"]
+    assert [c["status"] for c in cells] == ["ok", "ok", "ok", "error"]  # type: ignore[union-attr]
+
+
+def test_missing_secret_names_the_variable_to_export(tmp_path: Path) -> None:
+    book = notebook(
+        tmp_path,
+        "secretive",
+        "from checks import Targets\ntargets = Targets.from_env(env)",
+        "targets.secret('admin_token')",
+    )
+    environment = {"DRILLBOOK_STAGING_ADMIN_TOKEN": ""}
+    done = drillbook("run", str(book), "--env", "staging", "--out", str(tmp_path / "out"), env=environment)
+    assert done.returncode == 4
+    assert "export DRILLBOOK_STAGING_ADMIN_TOKEN" in done.stderr
+    assert (tmp_path / "out" / "secretive.md").is_file()
+
+
+def test_unreachable_target_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    book = notebook(
+        tmp_path,
+        "unreachable",
+        "from checks import http",
+        "health = http.check_health('http://127.0.0.1:1', timeout_s=2)\nhealth",
+    )
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1, done.stderr
+    assert "unreachable" in done.stdout
+
+
+def test_production_change_without_confirmation_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    book = notebook(
+        tmp_path,
+        "restart",
+        "from checks import Gate, Targets, restart_service\nfrom dataclasses import replace",
+        f"""
+        targets = replace(Targets.from_env(env), platform={{"restart": ("touch", {str(marker)!r})}})
+        gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
+        gate.run(restart_service(targets, "api"))
+        """,
+    )
+    done = drillbook("run", str(book), "--env", "production", "--apply", "--out", str(tmp_path / "out"))
+    assert done.returncode == 3, done.stderr
+    assert "needs a confirmation naming it" in done.stderr
+    assert not marker.exists()
+
+    confirmed = drillbook(
+        "run",
+        str(book),
+        "--env",
+        "production",
+        "--apply",
+        "--confirm",
+        "production",
+        "--out",
+        str(tmp_path / "ok"),
+    )
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert marker.exists()
+
+
+def test_severity_and_escalation_answer_from_the_policy() -> None:
+    severity = drillbook("severity", "--error-ratio", "0.12")
+    assert severity.returncode == 0
+    assert "SEV2 (P1) Major: error ratio 12.0% > 10%" in severity.stdout
+
+    escalation = drillbook("escalation", "--level", "P0", "--elapsed", "25m")
+    assert escalation.returncode == 0
+    assert "Secondary on-call" in escalation.stdout
+    assert "next step in 0:05:00" in escalation.stdout
+
+    unknown = drillbook("escalation", "--level", "SEV9")
+    assert unknown.returncode == 4
+    assert "unknown severity 'SEV9'" in unknown.stderr
+
+
+CANARY = "canary-7f3a9c2e41b8d6"
+
+
+def test_canary_secrets_reach_no_report_notebook_record_or_terminal(tmp_path: Path) -> None:
+    book = notebook(
+        tmp_path,
+        "leaky",
+        "from checks import CheckResult, Status, Targets\ntargets = Targets.from_env(env)",
+        "token = targets.secret('admin_token')\nprint('the token is', token, 'and the note is', note)",
+        """
+        CheckResult(
+            "leak",
+            Status.WARN,
+            f"saw {token}",
+            {"dsn": "postgresql://app:hunter2hunter2@db:5432/app", "header": "Bearer abcdefghijklmnop1234"},
+        )
+        """,
+        parameters='note = ""\n',
+    )
+    out = tmp_path / "out"
+    environment = {"DRILLBOOK_STAGING_ADMIN_TOKEN": CANARY}
+    done = drillbook(
+        "run", str(book), "--env", "staging", "-p", f"note={CANARY}", "--out", str(out), env=environment
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "saw ***" in done.stdout  # the finding is shown, its secret is not
+    written = {path.name: path.read_text() for path in out.iterdir()}
+    assert set(written) == {"leaky.md", "leaky.json", "leaky.ipynb"}
+    for where, text in {**written, "stdout": done.stdout, "stderr": done.stderr}.items():
+        for secret in (CANARY, "hunter2hunter2", "abcdefghijklmnop1234"):
+            assert secret not in text, f"{secret} leaked into {where}"
+
+
+@pytest.mark.sandbox
+def test_run_against_the_healthy_sandbox_is_exit_0_with_an_audit_record(
+    sandbox: object, tmp_path: Path
+) -> None:
+    out = tmp_path / "record"
+    done = drillbook("run", "service-down", "--incident", "INC-7", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "[ 4/8] diagnosis" in done.stderr  # live progress, one line per cell
+    record = record_of(out, "service-down")
+    assert record["environment"] == "sandbox"
+    assert record["incident"] == "INC-7"
+    assert record["operator"]
+    assert record["git_revision"]
+    assert all(c["started_at"] and c["finished_at"] for c in record["cells"])  # type: ignore[union-attr]
+    report = (out / "service-down.md").read_text()
+    assert "- operator: " in report
+    assert "| health | OK |" in report
+
+
+@pytest.mark.sandbox
+def test_plan_lists_every_mitigation_with_its_exact_command_and_changes_nothing(sandbox: object) -> None:
+    done = drillbook("plan", "service-down")
+    assert done.returncode == 0, done.stderr
+    assert "restart service on api in sandbox" in done.stdout
+    assert "supervisorctl" in done.stdout
+    assert "restart api" in done.stdout
