@@ -10,7 +10,7 @@ to a real Prometheus, service or database in a test should.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import httpx
 from checks._result import CheckResult, Status
 from checks.targets import Targets
 
-__all__ = ["json_transport", "prometheus_transport", "result", "targets"]
+__all__ = ["alert", "json_transport", "prometheus_transport", "result", "targets"]
 
 Series = Sequence[tuple[Mapping[str, str], float]]
 
@@ -34,15 +34,23 @@ def targets(environment: str = "test", *, gate: str = "apply", **overrides: Any)
     return Targets(environment=environment, gate=gate, **values)  # type: ignore[arg-type]
 
 
-def prometheus_transport(answers: Mapping[str, Series], *, error: str | None = None) -> httpx.MockTransport:
-    """A Prometheus HTTP API that answers instant queries from `answers` (query → samples)."""
+def prometheus_transport(
+    answers: Mapping[str, Series] | Callable[[str], Series],
+    *,
+    alerts: Sequence[Mapping[str, Any]] = (),
+    error: str | None = None,
+) -> httpx.MockTransport:
+    """A Prometheus HTTP API: instant queries answered from `answers` (query → samples, or a
+    function of the query), and `alerts` as /api/v1/alerts reports them."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if error is not None:
             body = {"status": "error", "errorType": "bad_data", "error": error}
             return httpx.Response(400, json=body)
+        if request.url.path.endswith("/api/v1/alerts"):
+            return httpx.Response(200, json={"status": "success", "data": {"alerts": list(alerts)}})
         promql = request.url.params.get("query", "")
-        series = answers.get(promql, ())
+        series = answers(promql) if callable(answers) else answers.get(promql, ())
         result = [
             {"metric": dict(labels), "value": [1_700_000_000.0, str(value)]} for labels, value in series
         ]
@@ -51,6 +59,17 @@ def prometheus_transport(answers: Mapping[str, Series], *, error: str | None = N
         )
 
     return httpx.MockTransport(handle)
+
+
+def alert(name: str, *, state: str = "firing", severity: str = "SEV2", runbook: str = "") -> dict[str, Any]:
+    """One alert as Prometheus's /api/v1/alerts lists it."""
+    return {
+        "labels": {"alertname": name, "severity": severity},
+        "annotations": {"runbook_url": runbook} if runbook else {},
+        "state": state,
+        "activeAt": "2026-01-01T00:00:00Z",
+        "value": "1",
+    }
 
 
 def json_transport(status_code: int, body: Any) -> httpx.MockTransport:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from checks import ProbeError, Status, http, prometheus
-from checks.testing import json_transport, prometheus_transport, targets
+from checks.targets import QueryDefaults
+from checks.testing import alert, json_transport, prometheus_transport, targets
 
 HEALTHY = {
     "status": "ok",
@@ -78,3 +80,83 @@ def test_prometheus_refusing_a_query_is_a_probe_error_with_its_reason() -> None:
     with pytest.raises(ProbeError, match="parse error at char 3"):
         prometheus.query(targets(), "up{", client=client)
     assert prometheus.check_up(targets(), client=client).status is Status.UNKNOWN
+
+
+def _by_metric(
+    ratio: float | None, traffic: float = 5.0
+) -> Callable[[str], list[tuple[dict[str, str], float]]]:
+    """Answers for error-ratio queries: the ratio query, and the traffic query asked when it is empty."""
+
+    def answer(promql: str) -> list[tuple[dict[str, str], float]]:
+        if 'status=~"5.."' in promql:
+            return [] if ratio is None else [({}, ratio)]
+        return [({}, traffic)] if traffic else []
+
+    return answer
+
+
+def test_error_ratio_uses_the_environments_rate_window() -> None:
+    seen: list[str] = []
+
+    def answer(promql: str) -> list[tuple[dict[str, str], float]]:
+        seen.append(promql)
+        return [({}, 0.2)]
+
+    client = httpx.Client(transport=prometheus_transport(answer))
+    result = prometheus.check_error_ratio(targets(query=QueryDefaults(rate_window="15s")), client=client)
+    assert result.status is Status.CRIT
+    assert result.measurements == {"error_ratio": 0.2}
+    assert "[15s]" in seen[0]
+
+
+def test_no_5xx_series_with_traffic_means_zero_errors_not_unknown() -> None:
+    client = httpx.Client(transport=prometheus_transport(_by_metric(None)))
+    result = prometheus.check_error_ratio(targets(), client=client)
+    assert result.status is Status.OK
+    assert result.measurements == {"error_ratio": 0.0}
+
+
+def test_no_traffic_at_all_is_unknown() -> None:
+    client = httpx.Client(transport=prometheus_transport(_by_metric(None, traffic=0)))
+    assert prometheus.check_error_ratio(targets(), client=client).status is Status.UNKNOWN
+
+
+def test_p95_latency_feeds_the_severity_measurement() -> None:
+    client = httpx.Client(transport=prometheus_transport(lambda _: [({}, 8.5)]))
+    result = prometheus.check_latency_quantile(targets(), client=client)
+    assert result.status is Status.CRIT
+    assert result.measurements == {"p95_latency_seconds": 8.5}
+
+
+def test_firing_alerts_lists_names_and_runbooks_and_ignores_pending() -> None:
+    alerts = [alert("ServiceDown", runbook="https://runbooks/service-down/"), alert("Other", state="pending")]
+    client = httpx.Client(transport=prometheus_transport({}, alerts=alerts))
+    result = prometheus.check_firing_alerts(targets(), client=client)
+    assert result.status is Status.CRIT
+    assert result.summary == "firing: ServiceDown"
+    assert result.evidence["alerts"][0]["runbook"] == "https://runbooks/service-down/"
+    only_other = prometheus.check_firing_alerts(targets(), names=["Other"], client=client)
+    assert only_other.status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("indicator", "status"), [("none", Status.OK), ("minor", Status.WARN), ("major", Status.CRIT)]
+)
+def test_status_page_indicator_maps_to_a_status(indicator: str, status: Status) -> None:
+    body = {
+        "status": {"indicator": indicator, "description": "words"},
+        "components": [{"name": "API", "status": "operational"}, {"name": "Batch", "status": "major_outage"}],
+    }
+    client = httpx.Client(transport=json_transport(200, body))
+    result = http.check_status_page("http://status.test/api/v2/status.json", client=client)
+    assert result.status is status
+    assert result.evidence["degraded_components"] == {"Batch": "major_outage"}
+
+
+def test_latency_sample_counts_failures_and_reports_quantiles() -> None:
+    calls = iter([200] * 18 + [503, 503])
+    transport = httpx.MockTransport(lambda _: httpx.Response(next(calls), json={}))
+    result = http.check_latency("http://api.test", requests=20, client=httpx.Client(transport=transport))
+    assert result.evidence["errors"] == {"http 503": 2}
+    assert result.status is Status.WARN  # failures make a fast service suspect
+    assert result.measurements["error_ratio"] == 0.1
