@@ -2,9 +2,16 @@
 
 Probes return `CheckResult`s (and never crash on a dead dependency: they
 report it); mitigations are `Action`s applied only through a `Gate`.
+
+Names load on first use, so a runbook that only talks HTTP never pays for the
+database or Redis drivers: `from checks import http` imports httpx and no more.
 """
 
-from checks import actions, http, postgres, prometheus, redis, severity
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from checks._errors import (
     ActionError,
     ActionFailed,
@@ -14,42 +21,73 @@ from checks._errors import (
     ConfigError,
     ProbeError,
 )
-from checks._policy import (
-    POLICY_DIR_VARIABLE,
-    EscalationPolicy,
-    Level,
-    SeverityPolicy,
-    format_duration,
-    load_environments,
-    load_escalation,
-    load_severity,
-    parse_duration,
-    policy_dir,
-)
 from checks._result import RESULT_MIME, CheckResult, Status
-from checks._wait import wait_until_ok
-from checks.actions import (
-    Action,
-    Gate,
-    Outcome,
-    Plan,
-    close_circuit_breaker,
-    disable_skill,
-    disable_user,
-    enable_skill,
-    open_circuit_breaker,
-    restart_service,
-    revoke_api_key,
-    set_cache_ttl,
-    set_max_tokens,
-    set_rollout_percentage,
-    set_upstream_timeout,
-    terminate_blockers,
-    terminate_idle_transactions,
-    warm_cache,
-)
-from checks.severity import Classification, classify, escalation_at, summarize
-from checks.targets import Targets
+
+if TYPE_CHECKING:
+    from checks import actions, http, postgres, prometheus, redis, sessions, severity
+    from checks._policy import (
+        POLICY_DIR_VARIABLE,
+        EscalationPolicy,
+        Level,
+        SeverityPolicy,
+        format_duration,
+        load_environments,
+        load_escalation,
+        load_severity,
+        parse_duration,
+        policy_dir,
+    )
+    from checks._wait import wait_until_ok
+    from checks.actions import (
+        Action,
+        Gate,
+        Outcome,
+        Plan,
+        close_circuit_breaker,
+        disable_skill,
+        disable_user,
+        enable_skill,
+        open_circuit_breaker,
+        restart_service,
+        revoke_api_key,
+        set_cache_ttl,
+        set_max_tokens,
+        set_rollout_percentage,
+        set_upstream_timeout,
+        warm_cache,
+    )
+    from checks.sessions import terminate_blockers, terminate_idle_transactions
+    from checks.severity import Classification, classify, escalation_at, summarize
+    from checks.targets import Targets
+
+_MODULES = ("actions", "http", "postgres", "prometheus", "redis", "sessions", "severity")
+_HOMES = {
+    "checks._policy": (
+        "POLICY_DIR_VARIABLE EscalationPolicy Level SeverityPolicy format_duration load_environments "
+        "load_escalation load_severity parse_duration policy_dir"
+    ),
+    "checks._wait": "wait_until_ok",
+    "checks.actions": (
+        "Action Gate Outcome Plan close_circuit_breaker disable_skill disable_user enable_skill "
+        "open_circuit_breaker restart_service revoke_api_key set_cache_ttl set_max_tokens "
+        "set_rollout_percentage set_upstream_timeout warm_cache"
+    ),
+    "checks.sessions": "terminate_blockers terminate_idle_transactions",
+    "checks.severity": "Classification classify escalation_at summarize",
+    "checks.targets": "Targets",
+}
+_LAZY = {name: module for module, names in _HOMES.items() for name in names.split()}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"checks.{name}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'checks' has no attribute {name!r}")
+
 
 __all__ = [
     "POLICY_DIR_VARIABLE",
@@ -92,6 +130,7 @@ __all__ = [
     "redis",
     "restart_service",
     "revoke_api_key",
+    "sessions",
     "set_cache_ttl",
     "set_max_tokens",
     "set_rollout_percentage",

@@ -362,6 +362,8 @@ def execute(
         on_cell_executed=finished,
         # Unix sockets instead of loopback TCP: no ports for other local users to reach.
         config=Config({"KernelManager": {"transport": "ipc"}}),
+        # The run is over and recorded: nothing in the kernel needs a graceful goodbye.
+        shutdown_kernel="immediate",
     )
     try:
         asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
