@@ -8,9 +8,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTHON ?= python3
+# auto: docker compose when a Docker engine answers, local processes otherwise
+SANDBOX_DRIVER ?= auto
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test lint site sandbox-up sandbox-down os-packages os-packages-site lock clean
+.PHONY: serve test lint unit runbooks drills site sandbox-up sandbox-down sandbox-logs \
+	os-packages os-packages-site lock clean
 
 ## The virtualenv, rebuilt when the dependencies or their pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -35,20 +38,40 @@ test: os-packages $(STAMP) lint
 	$(PY) -m sandbox up; \
 	$(PY) -m pytest --sandbox=external
 
+## Style, types, and the runbooks' own lint (pages, notebooks, alerts, faults, templates).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@: drillbook lint joins once the fault catalogue lands
+
+## The tests that need no sandbox.
+unit: $(STAMP)
+	$(PY) -m pytest --no-runbooks -m "not sandbox" tests/unit tests/lint tests/architecture tests/docs
+
+## Every runbook notebook against the running sandbox; executed copies land in build/executed.
+runbooks: $(STAMP)
+	$(PY) -m pytest --sandbox=external notebooks
+
+## Inject every fault and prove its runbook detects and fixes it (needs the running sandbox).
+drills: $(STAMP)
+	$(PY) -m pytest --sandbox=external -m drill tests/drills
 
 ## Build the site into site/.
 site: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 sandbox-up: os-packages $(STAMP)
-	$(PY) -m sandbox up
+	$(PY) -m sandbox up --driver $(SANDBOX_DRIVER)
 
 sandbox-down: $(STAMP)
-	$(PY) -m sandbox down
+	$(PY) -m sandbox down --driver $(SANDBOX_DRIVER)
+
+## Every service's recent log, for a failed CI run.
+sandbox-logs: $(STAMP)
+	@for service in $$($(PY) -m sandbox status --driver $(SANDBOX_DRIVER) | cut -d' ' -f1); do \
+		echo "=== $$service"; $(PY) -m sandbox logs $$service --driver $(SANDBOX_DRIVER) || true; \
+	done
 
 ## Re-pin every dependency to the newest release (review the diff).
 lock:

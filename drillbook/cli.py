@@ -337,6 +337,19 @@ def escalation(
         term.say("next step in {}", due.next_step_in)
 
 
+# --------------------------------------------------------------------------- lint
+
+
+@app.command()
+def lint(
+    root: Annotated[Path | None, typer.Option("--root", help="The runbook repository (default: here).")] = None,
+) -> None:
+    """Check runbooks, notebooks, alerts, faults and templates; file:line messages, exit 1 on errors."""
+    from drillbook.lint import main as lint_main
+
+    raise typer.Exit(lint_main(["--root", str(root)] if root else []))
+
+
 # --------------------------------------------------------------------------- incidents
 
 

@@ -118,10 +118,11 @@ class _MacroHost:
     def __init__(self, root: Path) -> None:
         self.conf = {"config_file_path": str(root / "mkdocs.yml"), "docs_dir": str(root / "docs")}
         self.page = None
-        self.macros: dict[str, Callable[..., Any]] = {}
+        # Markdown, not HTML: nothing to escape.
+        self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
 
     def macro(self, function: Callable[..., Any], name: str = "") -> Callable[..., Any]:
-        self.macros[name or function.__name__] = function
+        self.env.globals[name or function.__name__] = function
         return function
 
 
@@ -131,8 +132,7 @@ def _render_macros(root: Path, text: str, path: Path) -> str:
 
     host = _MacroHost(root)
     define_env(host)
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701 (Markdown, not HTML)
     try:
-        return environment.from_string(text).render(**host.macros)
+        return host.env.from_string(text).render()
     except jinja2.TemplateError as exc:
         raise ConfigError(f"{path}: the template does not render: {exc}") from exc

@@ -1,0 +1,308 @@
+"""`drillbook lint` on fixture repositories: a valid one, and one broken runbook per defect."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import drillbook.lint
+from drillbook.lint import Finding, Report, main, run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TODAY = date(2026, 11, 22)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_repo(destination: Path, *overlays: Path) -> Path:
+    """A copy of the valid fixture repository, with `overlays` copied over it in order."""
+    shutil.copytree(FIXTURES / "repo", destination)
+    for overlay in overlays:
+        shutil.copytree(overlay, destination, dirs_exist_ok=True)
+    return destination
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def messages(report: Report) -> list[str]:
+    return [str(finding) for finding in report.findings]
+
+
+# --------------------------------------------------------------------------- the valid repository
+
+
+def test_a_valid_repository_has_no_findings() -> None:
+    report = run(FIXTURES / "repo", today=TODAY)
+    assert messages(report) == []
+    assert report.ok
+    assert report.summary() == "drillbook lint: 0 errors, 0 warnings in 1 runbook"
+
+
+# --------------------------------------------------------------------------- the broken runbooks
+
+
+@dataclass(frozen=True)
+class Expected:
+    path: str
+    line: int
+    level: str
+    text: str
+
+    def matches(self, finding: Finding) -> bool:
+        return (finding.path, finding.line, finding.level) == (
+            self.path,
+            self.line,
+            self.level,
+        ) and self.text in finding.message
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.level}: {self.text}"
+
+
+def _expected() -> list[Expected]:
+    found = []
+    for text in (FIXTURES / "broken" / "expected.txt").read_text(encoding="utf-8").splitlines():
+        if text.strip() and not text.startswith("#"):
+            match = re.match(r"^(\S+):(\d+): (error|warning): (.+)$", text)
+            assert match, f"expected.txt: cannot read {text!r}"
+            found.append(Expected(match[1], int(match[2]), match[3], match[4]))
+    return found
+
+
+EXPECTED = _expected()
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    root = make_repo(tmp_path_factory.mktemp("broken") / "repo", FIXTURES / "broken")
+    return run(root, today=TODAY)
+
+
+def test_every_broken_runbook_has_its_defect_listed() -> None:
+    pages = {p.stem for p in (FIXTURES / "broken" / "docs" / "runbooks").glob("*.md")}
+    notebooks = {p.stem for p in (FIXTURES / "broken" / "notebooks").glob("*.py")}
+    listed = {Path(e.path).stem for e in EXPECTED}
+    # a runbook is broken in its page or in its notebook; the alert and fault
+    # defects of some live in the overlay's rule file and catalogue instead
+    in_rules = {"off-site-url", "missing-runbook-url", "mismatched-url", "bad-alert-severity"}
+    in_catalogue = {"fault-with-unknown-alert"}
+    assert (pages | notebooks) - listed - in_rules - in_catalogue == set()
+
+
+@pytest.mark.parametrize("expected", EXPECTED, ids=str)
+def test_the_defect_is_reported_at_its_place(broken: Report, expected: Expected) -> None:
+    assert any(expected.matches(f) for f in broken.findings), "\n".join(
+        ["not reported; the findings of that file are:"]
+        + [str(f) for f in broken.findings if f.path == expected.path]
+    )
+
+
+def test_nothing_but_the_defects_is_reported(broken: Report) -> None:
+    unexpected = [str(f) for f in broken.findings if not any(e.matches(f) for e in EXPECTED)]
+    assert unexpected == []
+
+
+# --------------------------------------------------------------------------- inputs that do not exist (yet)
+
+
+def test_a_configured_rule_file_that_does_not_exist_is_an_error_naming_the_config(repo: Path) -> None:
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'alert_rules = ["sandbox/config/rules/alerts.yml"]',
+            'alert_rules = [\n    "sandbox/config/rules/alerts.yml",\n    "rules/missing.yml",\n]',
+        )
+    )
+    report = run(repo, today=TODAY)
+    assert messages(report) == [
+        "pyproject.toml:8: error: the alert rule file rules/missing.yml does not exist "
+        "([tool.drillbook] alert_rules names it); list the rule files Prometheus loads, or [] for none"
+    ]
+
+
+def test_without_configuration_the_default_rule_file_is_read(repo: Path) -> None:
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "fixture"\n')
+    assert messages(run(repo, today=TODAY)) == []
+    (repo / "sandbox" / "config" / "rules" / "alerts.yml").unlink()
+    [finding] = run(repo, today=TODAY).findings
+    assert (finding.path, finding.line, finding.level) == ("pyproject.toml", 1, "error")
+    assert "sandbox/config/rules/alerts.yml does not exist" in finding.message
+    assert "default of [tool.drillbook] alert_rules" in finding.message
+
+
+def test_no_rule_files_means_no_alert_can_be_listed(repo: Path) -> None:
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["sandbox/config/rules/alerts.yml"]', "[]"))
+    assert messages(run(repo, today=TODAY)) == [
+        "docs/runbooks/service-down.md:7: error: alert 'ServiceDown' is not defined in the alert rule files "
+        "(none)",
+        "sandbox/faults.yml:4: error: fault 'service-down': alert 'ServiceDown' is not in the alert rule "
+        "files",
+    ]
+
+
+def test_a_missing_fault_catalogue_is_an_error_where_a_runbook_lists_faults(repo: Path) -> None:
+    (repo / "sandbox" / "faults.yml").unlink()
+    assert messages(run(repo, today=TODAY)) == [
+        "docs/runbooks/service-down.md:8: error: the page lists faults, but the sandbox fault catalogue "
+        "sandbox/faults.yml does not exist"
+    ]
+    page = repo / "docs" / "runbooks" / "service-down.md"
+    page.write_text(page.read_text().replace("faults: [service-down]", "faults: []"))
+    assert messages(run(repo, today=TODAY)) == []
+
+
+def test_without_a_templates_folder_there_is_nothing_to_check(repo: Path) -> None:
+    shutil.rmtree(repo / "docs" / "templates")
+    assert messages(run(repo, today=TODAY)) == []
+
+
+def test_templates_with_placeholders_need_the_placeholder_declarations(repo: Path) -> None:
+    (repo / "docs" / "templates" / "placeholders.yml").unlink()
+    assert messages(run(repo, today=TODAY)) == [
+        "docs/templates/status-page.md:4: error: the templates use placeholders, but "
+        "docs/templates/placeholders.yml, which declares them, does not exist"
+    ]
+
+
+def test_without_site_url_no_runbook_url_can_be_checked(repo: Path) -> None:
+    mkdocs = repo / "mkdocs.yml"
+    mkdocs.write_text(mkdocs.read_text().replace("site_url: https://runbooks.example.internal/\n", ""))
+    [finding] = run(repo, today=TODAY).findings
+    assert (finding.path, finding.line, finding.level) == ("mkdocs.yml", 1, "error")
+    assert "mkdocs.yml has no site_url" in finding.message
+
+
+def test_a_missing_severity_policy_is_an_error(repo: Path) -> None:
+    (repo / "policy" / "severity.yml").unlink()
+    assert "policy/severity.yml:1: error: the severity policy does not exist" in "\n".join(
+        messages(run(repo, today=TODAY))
+    )
+
+
+def test_an_executed_notebook_beside_the_notebooks_is_a_warning(repo: Path) -> None:
+    (repo / "notebooks" / "service-down.ipynb").write_text("{}")
+    [finding] = run(repo, today=TODAY).findings
+    assert (finding.path, finding.level) == ("notebooks/service-down.ipynb", "warning")
+
+
+# --------------------------------------------------------------------------- review dates
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        (date(2026, 1, 1), []),
+        (date(2026, 1, 16), ["warning: review due on 2026-01-30 (in 14 days)"]),
+        (date(2026, 1, 30), ["warning: review due on 2026-01-30 (today)"]),
+        (date(2026, 1, 31), ["error: review overdue since 2026-01-30 (1 days"]),
+    ],
+)
+def test_review_dates_are_measured_against_the_injected_today(
+    repo: Path, today: date, expected: list[str]
+) -> None:
+    page = repo / "docs" / "runbooks" / "service-down.md"
+    page.write_text(page.read_text().replace("last_reviewed: 2026-11-01", "last_reviewed: 2025-11-01"))
+    found = [f"{f.level}: {f.message}" for f in run(repo, today=today).findings]
+    assert len(found) == len(expected)
+    for text, wanted in zip(found, expected, strict=True):
+        assert text.startswith(wanted)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_main_prints_sorted_findings_then_a_summary_and_fails_on_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_repo(tmp_path / "repo", FIXTURES / "broken")
+    code = main(["--root", str(root), "--today", "2026-11-22"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[-1] == f"drillbook lint: {len(lines) - 4} errors, 3 warnings in 47 runbooks"
+    findings = lines[:-1]
+    assert findings == sorted(findings, key=_place)
+    assert all(re.match(r"^\S+:\d+: (error|warning): \S", line) for line in findings)
+
+
+def _place(line: str) -> tuple[str, int]:
+    path, number, _ = line.split(":", 2)
+    return path, int(number)
+
+
+def test_main_succeeds_with_warnings_only(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--root", str(repo), "--today", "2027-01-20"])  # the review is due in 10 days
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.endswith("drillbook lint: 0 errors, 1 warning in 1 runbook\n")
+
+
+def test_the_public_api() -> None:
+    assert drillbook.lint.__all__ == ["Finding", "Level", "Report", "main", "run"]
+
+
+def test_the_front_matter_schema_is_a_valid_json_schema() -> None:
+    path = REPO / "drillbook" / "schemas" / "runbook.schema.json"
+    jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_linting_this_repository_reports_places_inside_it() -> None:
+    report = run(REPO)
+    for finding in report.findings:
+        assert not Path(finding.path).is_absolute(), finding
+        assert finding.line >= 1, finding
+
+
+# --------------------------------------------------------------------------- runbooks acknowledged as pending
+
+
+def _add_alert_without_runbook(repo: Path) -> None:
+    rules = repo / "sandbox" / "config" / "rules" / "alerts.yml"
+    rules.write_text(
+        rules.read_text()
+        + """
+      - alert: CacheColdAfterDeploy
+        expr: vector(1)
+        labels:
+          severity: SEV3
+        annotations:
+          summary: the cache is cold
+          runbook_url: https://runbooks.example.internal/runbooks/cache-degradation/
+"""
+    )
+
+
+def test_an_alert_whose_runbook_is_pending_is_a_warning_not_an_error(repo: Path) -> None:
+    _add_alert_without_runbook(repo)
+    assert any("alert CacheColdAfterDeploy has no runbook" in m for m in messages(run(repo, today=TODAY)))
+    assert not run(repo, today=TODAY).ok
+
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'runbooks_pending = ["cache-degradation"]\n')
+    report = run(repo, today=TODAY)
+    assert report.ok, messages(report)
+    (warning,) = report.warnings
+    assert "has no runbook yet: write docs/runbooks/cache-degradation.md" in warning.message
+
+
+def test_a_pending_runbook_that_exists_must_leave_the_list(repo: Path) -> None:
+    pyproject = repo / "pyproject.toml"
+    slug = next((repo / "docs" / "runbooks").glob("*.md"), None)
+    assert slug is not None
+    pyproject.write_text(pyproject.read_text() + f'runbooks_pending = ["{slug.stem}"]\n')
+    report = run(repo, today=TODAY)
+    assert (
+        f"runbook {slug.stem} is written: remove it from [tool.drillbook] runbooks_pending"
+        in messages(report)[0]
+    )
+    assert not report.ok
