@@ -15,7 +15,7 @@ import enum
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,17 +23,14 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
-from checks import CheckError, ConfigError, Status, classify, escalation_at, load_environments, parse_duration
-from drillbook.redact import Redactor
-from drillbook.runner import (
-    CellEvent,
-    Execution,
-    Runbook,
-    RunRecord,
-    execute,
-    project_root,
-    write_outputs,
-)
+from checks import CheckError, ConfigError, Status
+from drillbook.kernels import LaunchedKernel, launch
+
+# The runner, the policy and the drivers load inside the commands, after `run`
+# and `plan` have launched their kernel: its boot overlaps those imports.
+if TYPE_CHECKING:
+    from drillbook.redact import Redactor
+    from drillbook.runner import CellEvent, Execution, Runbook, RunRecord
 
 app = typer.Typer(
     help="Incident runbooks as code: run a runbook's diagnosis and gated mitigations.",
@@ -66,6 +63,8 @@ class Terminal:
     @property
     def redactor(self) -> Redactor:
         if self._redactor is None:
+            from drillbook.redact import Redactor
+
             self._redactor = Redactor.from_policy()
         return self._redactor
 
@@ -95,6 +94,7 @@ def _fail(exc: CheckError) -> typer.Exit:
 @app.command("list")
 def list_runbooks() -> None:
     """List the runbooks: severity, owner and the alerts that lead to each."""
+    from drillbook.runner import Runbook, project_root
     from drillbook.site import read_runbook_pages
 
     try:
@@ -126,6 +126,8 @@ def _parameters(pairs: list[str]) -> dict[str, object]:
 
 
 def _check_environment(env: str) -> dict[str, Any]:
+    from checks import load_environments
+
     environments = load_environments()
     if env not in environments:
         raise ConfigError(f"unknown environment {env!r}; environments.yml declares {', '.join(environments)}")
@@ -170,15 +172,39 @@ def _execute(
     cell_timeout: float | None,
     incident: str | None = None,
 ) -> tuple[Runbook, Execution]:
+    kernel = launch()  # first: it boots while the rest of this loads
+    try:
+        return _prepare_and_run(kernel, runbook, env, apply, confirm, param, cell_timeout, incident)
+    finally:
+        kernel.stop()
+
+
+def _prepare_and_run(
+    kernel: LaunchedKernel,
+    runbook: str,
+    env: str,
+    apply: bool,
+    confirm: str,
+    param: list[str] | None,
+    cell_timeout: float | None,
+    incident: str | None,
+) -> tuple[Runbook, Execution]:
+    from drillbook.runner import Runbook, execute
+
     spec = _check_environment(env)
     parameters = _parameters(param or [])
     confirm = _confirmation(env, spec, apply, confirm)
     parameters.update(env=env, apply=apply, confirm=confirm)
     book = Runbook.find(runbook)
     mode = "APPLY" if apply else "dry run"
-    term.say(f"[bold]{{}}[/] in [bold]{{}}[/] ({mode}); starting a kernel", book.slug, env, err=True)
+    term.say(f"[bold]{{}}[/] in [bold]{{}}[/] ({mode})", book.slug, env, err=True)
     execution = execute(
-        book, parameters=parameters, cell_timeout_s=cell_timeout, on_cell=_progress, incident=incident
+        book,
+        parameters=parameters,
+        cell_timeout_s=cell_timeout,
+        on_cell=_progress,
+        incident=incident,
+        kernel=kernel,
     )
     return book, execution
 
@@ -219,6 +245,8 @@ def run(
         )  # fmt: skip
     except CheckError as exc:
         raise _fail(exc) from None
+    from drillbook.runner import project_root, write_outputs
+
     record = execution.record
     stamp = f"{record.started_at:%Y%m%dT%H%M%S}-{book.slug}-{env}"
     folder = output or project_root() / "incidents" / stamp
@@ -257,6 +285,8 @@ def plan(
 
 
 def _report(record: RunRecord) -> None:
+    from checks import escalation_at
+
     table = Table("check", "status", "summary", title="Triage")
     # A notebook without tagged diagnosis cells still gets its findings shown.
     for result in record.results("diagnosis") or record.results():
@@ -304,6 +334,8 @@ def severity(
     p95: Annotated[float | None, typer.Option("--p95", help="95th percentile latency in seconds.")] = None,
 ) -> None:
     """Suggest a severity level from measurements, by the triggers of policy/severity.yml."""
+    from checks import classify
+
     given = {"availability": availability, "error_ratio": error_ratio, "p95_latency_seconds": p95}
     measurements = {k: v for k, v in given.items() if v is not None}
     if not measurements:
@@ -326,6 +358,8 @@ def escalation(
     elapsed: Annotated[str, typer.Option("--elapsed", help="Time since the incident began: 25m, 2h.")] = "0m",
 ) -> None:
     """Who should have been paged and told by now, by the ladder of policy/escalation.yml."""
+    from checks import escalation_at, parse_duration
+
     try:
         due = escalation_at(level, parse_duration(elapsed))
     except CheckError as exc:
@@ -342,7 +376,9 @@ def escalation(
 
 @app.command()
 def lint(
-    root: Annotated[Path | None, typer.Option("--root", help="The runbook repository (default: here).")] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="The runbook repository (default: here).")
+    ] = None,
 ) -> None:
     """Check runbooks, notebooks, alerts, faults and templates; file:line messages, exit 1 on errors."""
     from drillbook.lint import main as lint_main
@@ -365,7 +401,9 @@ def incident_new(
     output: Annotated[Path | None, typer.Option("--out", help="Where to write the draft.")] = None,
 ) -> None:
     """Write a post-mortem draft from the template, its timeline filled from the runs' records."""
+    from checks import parse_duration
     from drillbook.postmortem import draft, run_records
+    from drillbook.runner import project_root
 
     try:
         root = project_root()

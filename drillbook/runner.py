@@ -31,11 +31,11 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-from traitlets.config import Config
 
 from checks import RESULT_MIME, CheckResult, ConfigError, policy_dir
 from checks.actions import ACTION_MIME
 from checks.severity import SEVERITY_MIME
+from drillbook.kernels import LaunchedKernel, launch
 from drillbook.redact import Redactor
 
 __all__ = [
@@ -293,17 +293,37 @@ def execute(
     parameters: Mapping[str, Any] | None = None,
     cell_timeout_s: float | None = None,
     timeout_s: float = DEFAULT_NOTEBOOK_TIMEOUT_S,
-    kernel_name: str = "python3",
     on_cell: Callable[[CellEvent], None] | None = None,
     incident: str | None = None,
+    kernel: LaunchedKernel | None = None,
 ) -> Execution:
     """Run `runbook`'s notebook in a fresh kernel and record every code cell.
 
     A cell that raises stops the run (unless tagged `raises-exception`); the
     error is kept in the record with the cell's traceback. `cell_timeout_s`
     defaults to the notebook's `drillbook.cell_timeout_s` metadata, else 60 s.
+    `kernel` is a kernel launched earlier (`drillbook.kernels.launch`), so its
+    boot overlapped the caller's start-up; without one, a kernel is launched
+    here. Either way it serves this run only and is stopped before this returns.
     """
     root = project_root()
+    kernel = kernel or launch(cwd=root)
+    try:
+        return _execute(runbook, root, kernel, parameters, cell_timeout_s, timeout_s, on_cell, incident)
+    finally:
+        kernel.stop()
+
+
+def _execute(
+    runbook: Runbook,
+    root: Path,
+    kernel: LaunchedKernel,
+    parameters: Mapping[str, Any] | None,
+    cell_timeout_s: float | None,
+    timeout_s: float,
+    on_cell: Callable[[CellEvent], None] | None,
+    incident: str | None,
+) -> Execution:
     parameters = dict(parameters or {})
     nb = inject_parameters(jupytext.read(runbook.notebook), parameters)
     meta = nb.metadata.get("drillbook", {})
@@ -355,15 +375,11 @@ def execute(
 
     client = NotebookClient(
         nb,
+        km=kernel.manager(),
         timeout=per_cell,
-        kernel_name=kernel_name,
         resources={"metadata": {"path": str(root)}},
         on_cell_start=started,
         on_cell_executed=finished,
-        # Unix sockets instead of loopback TCP: no ports for other local users to reach.
-        config=Config({"KernelManager": {"transport": "ipc"}}),
-        # The run is over and recorded: nothing in the kernel needs a graceful goodbye.
-        shutdown_kernel="immediate",
     )
     try:
         asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
@@ -373,9 +389,12 @@ def execute(
     except CellTimeoutError:
         record.status, record.error = "error", f"the cell ran longer than {per_cell:g} s and was interrupted"
     except DeadKernelError as exc:
-        record.status, record.error = "error", f"the kernel died: {exc}"
+        record.status, record.error = "error", f"the kernel died: {exc}\n{kernel.log_tail()}"
     except TimeoutError:
         record.status, record.error = "error", f"the notebook ran longer than {timeout_s:g} s"
+    finally:
+        if client.kc is not None:
+            client.kc.stop_channels()
     record.finished_at = datetime.now().astimezone()
     for entry in cells.values():
         if entry.started_at is not None and entry.finished_at is None:

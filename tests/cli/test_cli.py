@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -237,3 +238,13 @@ def test_plan_lists_every_mitigation_with_its_exact_command_and_changes_nothing(
     assert "restart service on api in sandbox" in done.stdout
     assert "supervisorctl" in done.stdout
     assert "restart api" in done.stdout
+
+
+def test_a_kernel_that_dies_is_reported_and_leaves_no_sockets_behind(tmp_path: Path) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("drillbook-kernel-*"))
+    book = notebook(tmp_path, "dies", "alive = True", "import os\nos._exit(3)")
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert "the kernel died" in done.stderr
+    assert record_of(tmp_path / "out", "dies")["status"] == "error"
+    assert set(Path(tempfile.gettempdir()).glob("drillbook-kernel-*")) <= before
