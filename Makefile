@@ -12,8 +12,8 @@ PYTHON ?= python3
 SANDBOX_DRIVER ?= auto
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: serve test lint unit runbooks drills site sandbox-up sandbox-down sandbox-logs \
-	os-packages os-packages-site lock clean
+.PHONY: serve test lint unit runbooks drills site vendor offline print sandbox-up sandbox-down \
+	sandbox-logs os-packages os-packages-site lock clean
 
 ## The virtualenv, rebuilt when the dependencies or their pins change.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,12 +28,12 @@ os-packages-site:
 	@scripts/install-os-packages site
 
 ## Serve the site on http://127.0.0.1:8000 with live reload.
-serve: os-packages-site $(STAMP)
+serve: os-packages-site $(STAMP) vendor
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## Everything: lint, types, then the tests against a sandbox that is stopped
 ## again however the tests end.
-test: os-packages $(STAMP) lint
+test: os-packages $(STAMP) vendor lint
 	@trap '$(PY) -m sandbox down' EXIT; \
 	$(PY) -m sandbox up; \
 	$(PY) -m pytest --sandbox=external
@@ -58,8 +58,31 @@ drills: $(STAMP)
 	$(PY) -m pytest --sandbox=external -m drill tests/drills
 
 ## Build the site into site/.
-site: $(STAMP)
+site: $(STAMP) vendor
 	$(VENV)/bin/mkdocs build --strict
+
+VENDOR := docs/overrides/vendor
+VENDOR_STAMP := docs/assets/vendor/.installed
+
+## Browser libraries the site serves itself, never from a CDN (pinned by package-lock.json).
+vendor: $(VENDOR_STAMP)
+$(VENDOR_STAMP): $(VENDOR)/package.json $(VENDOR)/package-lock.json
+	npm ci --prefix $(VENDOR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	install -D -m 0644 $(VENDOR)/node_modules/mermaid/dist/mermaid.min.js docs/assets/vendor/mermaid.min.js
+	install -D -m 0644 $(VENDOR)/node_modules/iframe-worker/shim/index.js docs/assets/vendor/iframe-worker/shim.js
+	@touch $@
+
+## A zip of the site that works from file://, search included: build/drillbook-offline.zip.
+offline: vendor $(STAMP)
+	rm -rf build/offline-site build/drillbook-offline.zip
+	DRILLBOOK_OFFLINE=true $(VENV)/bin/mkdocs build --strict --site-dir build/offline-site
+	cd build/offline-site && $(abspath $(PY)) -m zipfile -c ../drillbook-offline.zip .
+
+## Every runbook in one printable PDF: build/runbooks.pdf.
+print: offline
+	chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+	  --disable-component-update --no-first-run --disable-sync --no-pdf-header-footer \
+	  --virtual-time-budget=5000 --print-to-pdf=build/runbooks.pdf "file://$(CURDIR)/build/offline-site/print.html"
 
 sandbox-up: os-packages $(STAMP)
 	$(PY) -m sandbox up --driver $(SANDBOX_DRIVER)

@@ -398,6 +398,9 @@ def incident_new(
     ] = None,
     since: Annotated[str, typer.Option("--since", help="Runs that started within this long ago.")] = "24h",
     lead: Annotated[str, typer.Option("--lead", help="Incident commander.")] = "",
+    records: Annotated[
+        Path | None, typer.Option("--records", help="Folder of run records (default: incidents/).")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Where to write the draft.")] = None,
 ) -> None:
     """Write a post-mortem draft from the template, its timeline filled from the runs' records."""
@@ -407,8 +410,8 @@ def incident_new(
 
     try:
         root = project_root()
-        records = run_records(root / "incidents", since=parse_duration(since), incident=incident)
-        text = draft(root, title=title, level=level, lead=lead, records=records)
+        found = run_records(records or root / "incidents", since=parse_duration(since), incident=incident)
+        text = draft(root, title=title, level=level, lead=lead, records=found)
     except CheckError as exc:
         raise _fail(exc) from None
     slug = "-".join("".join(ch if ch.isalnum() else " " for ch in title.lower()).split())[:60]
@@ -417,7 +420,7 @@ def incident_new(
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(term.redactor.text(text), encoding="utf-8")
     tmp.replace(path)
-    term.say("post-mortem draft with {} runs in its timeline: {}", len(records), path)
+    term.say("post-mortem draft with {} runs in its timeline: {}", len(found), path)
 
 
 def main() -> None:

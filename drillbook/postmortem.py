@@ -2,25 +2,22 @@
 
 Every `drillbook run` leaves a JSON record of what ran, when, what it saw and
 what it changed. `draft` turns the records of one incident into the timeline
-of the post-mortem template (docs/templates/post-mortem.md), so nobody has to
-rebuild it from chat scrollback.
+of the post-mortem template (the "Post-mortem" block of docs/templates/index.md,
+the same text the site offers), so nobody rebuilds it from chat scrollback.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
+from checks import ConfigError, format_duration, load_severity
 
-from checks import ConfigError, escalation_at, format_duration, load_severity
-
-TEMPLATE = Path("docs") / "templates" / "post-mortem.md"
-_FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
+TEMPLATES = Path("docs") / "templates" / "index.md"
 _PLACEHOLDER = re.compile(r"\[\[([a-z_]+)\]\]")
 _TIMELINE_HEADING = re.compile(r"^(#+)\s.*timeline.*$", re.IGNORECASE | re.MULTILINE)
 
@@ -41,98 +38,103 @@ def run_records(folder: Path, *, since: timedelta, incident: str | None = None) 
     return sorted(records, key=lambda r: str(r["started_at"]))
 
 
-def timeline(records: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(time, event) rows from run records, in order."""
-    events: list[tuple[str, str]] = []
+def timeline(records: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(time, event, source) rows from run records, in order."""
+    events: list[tuple[str, str, str]] = []
     for record in records:
+        source = f"run of {record['runbook']} in {record['environment']}"
         who = record.get("operator") or "someone"
-        events.append(
-            (record["started_at"], f"{who} ran `{record['runbook']}` against {record['environment']}")
-        )
+        events.append((record["started_at"], f"{who} runs the {record['runbook']} runbook", source))
         for cell in record.get("cells", []):
             when = cell.get("finished_at") or record["started_at"]
             verifying = "verify" in (cell.get("tags") or [])
             for result in cell.get("results", []):
                 if result["status"] != "OK" or verifying:
                     step = "verified" if verifying else "observed"
-                    events.append((when, f"{step}: {result['name']} {result['status']}: {result['summary']}"))
+                    text = f"{step}: {result['name']} {result['status']}, {result['summary']}"
+                    events.append((when, text, source))
             severity = cell.get("severity")
             if severity and severity.get("level"):
-                events.append((when, f"suggested {severity['level']}: {'; '.join(severity['reasons'])}"))
+                text = f"suggested {severity['level']}: {'; '.join(severity['reasons'])}"
+                events.append((when, text, source))
             for action in cell.get("actions", []):
                 if action["state"] == "applied":
-                    events.append(
-                        (action["finished_at"], f"applied: {action['action']} on {action['target']}")
-                    )
+                    text = f"applied: {action['action']} on {action['target']}"
+                    events.append((action["finished_at"], text, source))
         if record.get("error"):
             last = str(record["error"]).strip().splitlines()[-1]
-            events.append((record.get("finished_at") or record["started_at"], f"the run stopped: {last}"))
+            events.append(
+                (record.get("finished_at") or record["started_at"], f"the run stopped: {last}", source)
+            )
     return sorted(events)
 
 
-def _table(events: Sequence[tuple[str, str]]) -> str:
-    if not events:
-        return "*No run records were found for this incident: fill the timeline by hand.*"
-    rows = ["| Time | Event |", "| --- | --- |"]
-    for when, event in events:
+def _rows(events: Sequence[tuple[str, str, str]]) -> list[str]:
+    rows = ["| Time | Event | Source |", "| --- | --- | --- |"]
+    for when, event, source in events:
         stamp = datetime.fromisoformat(when).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append(f"| {stamp} | {event.replace('|', '/')} |")
-    return "\n".join(rows)
+        rows.append(f"| {stamp} | {event.replace('|', '/')} | {source} |")
+    return rows
+
+
+def template_text(root: Path) -> str:
+    """The post-mortem template: the Markdown block under "Post-mortem" on the templates page."""
+    path = root / TEMPLATES
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no templates page at {path}: the post-mortem template lives there") from None
+    section = re.search(r"^## Post-mortem\s*$(.*?)^```markdown\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    if section is None:
+        raise ConfigError(f"{path}: no '## Post-mortem' section with a ```markdown template block")
+    return section[2]
 
 
 def draft(root: Path, *, title: str, level: str, lead: str, records: Sequence[dict[str, Any]]) -> str:
     """The post-mortem template of `root`, filled for this incident."""
-    path = root / TEMPLATE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"no post-mortem template at {path}: the site's templates provide it") from None
-    text = _FRONT_MATTER.sub("", text, count=1)
-    if "{{" in text or "{%" in text:
-        text = _render_macros(root, text, path)
+    text = template_text(root)
     severity = load_severity(root / "policy" / "severity.yml").level(level)
     events = timeline(records)
-    start = events[0][0] if events else ""
+    first, last = (events[0][0], events[-1][0]) if events else ("", "")
     values = {
         "title": title,
         "severity": severity.label,
-        "lead": lead or "[[lead]]",
-        "start_time": datetime.fromisoformat(start).strftime("%Y-%m-%d %H:%M") if start else "[[start_time]]",
+        "lead": lead,
+        "start_time": _minute(first),
+        "end_time": _minute(last),
+        "duration": _duration(first, last),
+        "author": records[0].get("operator", "") if records else "",
+        "acknowledge_within": format_duration(severity.acknowledge_within),
+        "resolve_within": format_duration(severity.resolve_within),
         "update_every": format_duration(severity.update_every),
-        "escalation": str(escalation_at(severity, timedelta(0))),
     }
-    table = _table(events)
-    text = _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), text.replace("[[timeline]]", table))
-    if table not in text:
-        heading = _TIMELINE_HEADING.search(text)
-        if heading:
-            text = text[: heading.end()] + "\n\n" + table + "\n" + text[heading.end() :]
-        else:
-            text += f"\n\n## Timeline\n\n{table}\n"
+    text = _PLACEHOLDER.sub(lambda m: values.get(m[1]) or m[0], text)
+    if events:
+        text = _replace_timeline(text, _rows(events))
     return text
 
 
-class _MacroHost:
-    """The part of mkdocs-macros' environment that drillbook.site's `define_env` uses."""
-
-    def __init__(self, root: Path) -> None:
-        self.conf = {"config_file_path": str(root / "mkdocs.yml"), "docs_dir": str(root / "docs")}
-        self.page = None
-        # Markdown, not HTML: nothing to escape.
-        self.env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
-
-    def macro(self, function: Callable[..., Any], name: str = "") -> Callable[..., Any]:
-        self.env.globals[name or function.__name__] = function
-        return function
+def _minute(when: str) -> str:
+    return datetime.fromisoformat(when).strftime("%Y-%m-%d %H:%M") if when else ""
 
 
-def _render_macros(root: Path, text: str, path: Path) -> str:
-    """Evaluate the site's macros in the template, as the site build does."""
-    from drillbook.site import define_env
+def _duration(first: str, last: str) -> str:
+    if not first:
+        return ""
+    span = datetime.fromisoformat(last) - datetime.fromisoformat(first)
+    return f"{span.total_seconds() / 60:.0f} min (as far as the run records show)"
 
-    host = _MacroHost(root)
-    define_env(host)
-    try:
-        return host.env.from_string(text).render()
-    except jinja2.TemplateError as exc:
-        raise ConfigError(f"{path}: the template does not render: {exc}") from exc
+
+def _replace_timeline(text: str, rows: list[str]) -> str:
+    """Put `rows` in place of the table under the timeline heading (or add the section)."""
+    lines = text.splitlines()
+    heading = next((i for i, line in enumerate(lines) if _TIMELINE_HEADING.match(line)), None)
+    if heading is None:
+        return text.rstrip() + "\n\n## Timeline\n\n" + "\n".join(rows) + "\n"
+    start = heading + 1
+    end = start
+    while end < len(lines) and (lines[end].startswith("|") or not lines[end].strip()) and end - start < 200:
+        if not lines[end].strip() and end > start and lines[end - 1].startswith("|"):
+            break
+        end += 1
+    return "\n".join([*lines[:start], *rows, *lines[end:]]) + "\n"

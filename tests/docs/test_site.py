@@ -7,12 +7,13 @@ project whose runbook asks for a notebook tag that does not exist.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,11 +22,17 @@ import nbformat
 import pytest
 import yaml
 
-from checks import load_severity
+from checks import format_duration, load_severity
 from drillbook.site import (
     OUTPUT_TITLE,
+    PLACEHOLDER,
+    DrillResult,
     SiteError,
+    Verification,
+    read_drills,
+    read_placeholders,
     read_runbook_pages,
+    render_badge,
     render_runbook_catalogue,
     render_runbook_steps,
 )
@@ -58,11 +65,18 @@ def built(result: subprocess.CompletedProcess[str], site_dir: Path) -> Path:
     return site_dir
 
 
-def copy_project(destination: Path) -> Path:
-    """The parts of the checkout that a build reads, copied so that a test may change them."""
+def copy_project(destination: Path, *, rules: str | None = None) -> Path:
+    """The parts of the checkout that a build reads, copied so that a test may change them.
+
+    `rules` becomes the copy's sandbox/config/rules/alerts.yml; without it the copy has no rule file.
+    """
     for name in ("docs", "notebooks", "policy"):
-        shutil.copytree(REPO / name, destination / name)
+        shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("node_modules"))
     shutil.copy2(REPO / "mkdocs.yml", destination / "mkdocs.yml")
+    if rules is not None:
+        target = destination / "sandbox" / "config" / "rules" / "alerts.yml"
+        target.parent.mkdir(parents=True)
+        target.write_text(rules, encoding="utf-8")
     return destination
 
 
@@ -86,7 +100,8 @@ class _Html(HTMLParser):
         elif tag == "code":
             self._code_depth += 1
             self.code.append("")
-        elif tag == "link" and values.get("href"):
+        elif tag == "link" and values.get("href") and values.get("rel") != "canonical":
+            # a canonical link names the published address; the browser does not fetch it
             self.resources.append(values["href"] or "")
         elif tag == "script" and values.get("src"):
             self.resources.append(values["src"] or "")
@@ -344,3 +359,222 @@ def test_catalogue_flags_a_runbook_whose_review_is_overdue() -> None:
     assert "overdue" not in on_time
     assert f"review overdue since {due.isoformat()}" in late
     assert "[Service down](service-down.md)" in on_time
+
+
+# --------------------------------------------------------------------------- wave 2: the incident site
+
+FIXTURE_RULES = (Path(__file__).parent / "fixtures" / "alerts.yml").read_text(encoding="utf-8")
+
+
+def text_of(page: Path) -> str:
+    """The visible text of a built page, roughly: tags stripped, entities decoded."""
+    import html as html_module
+    import re
+
+    raw = page.read_text(encoding="utf-8")
+    raw = re.sub(r"<script.*?</script>", " ", raw, flags=re.DOTALL)
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", raw)).split())
+
+
+@pytest.fixture(scope="module")
+def project_with_rules(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A copy of the project with the fixture rule file and drill results, built once."""
+    project = copy_project(tmp_path_factory.mktemp("project-rules"), rules=FIXTURE_RULES)
+    drills = project / "build" / "drills"
+    drills.mkdir(parents=True)
+    summary = {
+        "service-down": {
+            "fault": "service-down",
+            "passed": True,
+            "duration_s": 4.8,
+            "finished_at": "2026-11-22T08:08:23+00:00",
+        }
+    }
+    (drills / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    site_dir = tmp_path_factory.mktemp("site-rules")
+    return site_dir, mkdocs_build(project, site_dir)
+
+
+def test_alerts_page_lists_every_rule_with_its_runbook(
+    project_with_rules: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    site_dir, result = project_with_rules
+    page = text_of(built(result, site_dir) / "alerts" / "index.html")
+    assert "ServiceDown" in page
+    assert "HighErrorRate" in page
+    assert 'up{job="api"} == 0' in page
+    assert "job:http_requests:rate1m" not in page, "recording rules are not alerts"
+    html = (site_dir / "alerts" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../runbooks/service-down/"' in html
+    assert "runbook not written yet (high-error-rate)" in page
+
+
+def test_an_alert_whose_runbook_is_not_written_yet_warns_without_failing_strict(
+    project_with_rules: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    _, result = project_with_rules
+    assert result.returncode == 0, result.stderr
+    assert "alert HighErrorRate" in result.stderr
+    assert "https://runbooks.example.internal/runbooks/high-error-rate/" in result.stderr
+
+
+def test_a_runbook_url_outside_the_site_fails_the_build_naming_alert_and_url(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    bad = FIXTURE_RULES.replace(
+        "https://runbooks.example.internal/runbooks/service-down/", "https://wiki.example.org/ServiceDown"
+    )
+    project = copy_project(tmp_path_factory.mktemp("project-bad-url"), rules=bad)
+    result = mkdocs_build(project, tmp_path_factory.mktemp("site-bad-url"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "alert ServiceDown" in output
+    assert "https://wiki.example.org/ServiceDown" in output
+
+
+def test_without_a_rule_file_the_alerts_page_says_so(tmp_path_factory: pytest.TempPathFactory) -> None:
+    project = copy_project(tmp_path_factory.mktemp("project-no-rules"))
+    site_dir = tmp_path_factory.mktemp("site-no-rules")
+    page = built(mkdocs_build(project, site_dir), site_dir) / "alerts" / "index.html"
+    assert "No alert rules configured" in text_of(page)
+
+
+def test_runbooks_json_indexes_every_runbook(
+    project_with_rules: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    site_dir, result = project_with_rules
+    index = json.loads((built(result, site_dir) / "runbooks.json").read_text(encoding="utf-8"))
+    slugs = {entry["slug"]: entry for entry in index["runbooks"]}
+    pages = {p.stem for p in (REPO / "docs" / "runbooks").glob("*.md") if p.name != "index.md"}
+    assert set(slugs) == pages
+    entry = slugs["service-down"]
+    assert entry["url"] == "https://runbooks.example.internal/runbooks/service-down/"
+    assert entry["severity"] == "SEV1"
+    assert entry["alerts"] == ["ServiceDown"]
+    assert entry["review_status"] in ("ok", "due", "overdue")
+    assert entry["drills"] == [
+        {
+            "fault": "service-down",
+            "passed": True,
+            "duration_s": 4.8,
+            "finished_at": "2026-11-22T08:08:23+00:00",
+        }
+    ]
+    for key in ("title", "owner", "last_verified", "last_reviewed"):
+        assert key in entry
+
+
+def test_runbook_badge_and_catalogue_show_the_drill(
+    project_with_rules: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    site_dir, result = project_with_rules
+    page = text_of(built(result, site_dir) / "runbooks" / "service-down" / "index.html")
+    assert "drill passed in 4.8 s" in page
+    catalogue = text_of(site_dir / "runbooks" / "index.html")
+    assert "drill passed in 4.8 s (2026-11-22)" in catalogue
+
+
+def test_templates_page_has_the_form_every_template_and_policy_values(site: Path) -> None:
+    html = (site / "templates" / "index.html").read_text(encoding="utf-8")
+    assert 'id="drillbook-template-form"' in html
+    assert 'id="drillbook-policy"' in html
+    page = text_of(site / "templates" / "index.html")
+    for heading in (
+        "Investigating", "Identified", "Monitoring", "Resolved", "Customer e-mail",
+        "Internal announcement", "Severity-one notification", "Update", "Resolution notice",
+        "Incident report", "Post-mortem", "Post-mortem meeting agenda",
+    ):  # fmt: skip
+        assert heading in page, heading
+    policy = load_severity(REPO / "policy" / "severity.yml")
+    sev1 = policy.level("SEV1")
+    assert f"Updates every {format_duration(sev1.update_every)}" in page
+
+
+def test_every_placeholder_in_the_templates_is_declared() -> None:
+    declared = {p.name for p in read_placeholders(REPO / "docs" / "templates" / "placeholders.yml")}
+    for page in (REPO / "docs" / "templates").glob("*.md"):
+        used = set(PLACEHOLDER.findall(page.read_text(encoding="utf-8")))
+        assert used <= declared, f"{page}: {used - declared}"
+
+
+def test_an_undeclared_placeholder_fails_the_build(tmp_path_factory: pytest.TempPathFactory) -> None:
+    project = copy_project(tmp_path_factory.mktemp("project-placeholder"))
+    page = project / "docs" / "templates" / "index.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\n```text\n[[no_such_name]]\n```\n", encoding="utf-8")
+    result = mkdocs_build(project, tmp_path_factory.mktemp("site-placeholder"))
+    assert result.returncode != 0
+    assert "[[no_such_name]]" in result.stdout + result.stderr
+
+
+def test_escalation_page_has_a_ladder_per_level_and_a_table_by_elapsed_time(site: Path) -> None:
+    html = (site / "escalation" / "index.html").read_text(encoding="utf-8")
+    policy = load_severity(REPO / "policy" / "severity.yml")
+    for level in policy.levels:
+        assert f'class="drillbook-mermaid" data-level="{level.id}"' in html
+    assert "flowchart TD" in html
+    rows = [row for row in parse(site / "escalation" / "index.html").rows if row and row[0] == "Elapsed"]
+    assert rows
+    assert rows[0][1:] == [level.label for level in policy.levels]
+
+
+def test_severity_page_has_the_decision_aid_from_the_policy(site: Path) -> None:
+    page = text_of(site / "severity" / "index.html")
+    assert "Which severity is this?" in page
+    assert "more than 10 % of requests fail" in page  # SEV2's error_ratio_above: 0.10
+
+
+def test_print_page_holds_every_runbook_with_its_steps(site: Path) -> None:
+    page = text_of(site / "print" / "index.html")
+    for runbook in read_runbook_pages(REPO / "docs" / "runbooks"):
+        assert runbook.title in page
+    rendered = "\n".join(parse(site / "print" / "index.html").code)
+    for code in tagged_code(REPO / "notebooks" / "service-down.py", "diagnosis"):
+        for line in filter(str.strip, code.splitlines()):
+            assert line in rendered
+
+
+def test_process_and_roles_pages_cover_phases_roles_and_on_call(site: Path) -> None:
+    process = text_of(site / "process" / "index.html")
+    for phase in ("Detect and acknowledge", "Triage", "Communicate", "Mitigate", "Resolve", "Post-incident"):
+        assert phase in process
+    roles = text_of(site / "roles" / "index.html")
+    for role in ("Incident commander", "Communications lead", "Scribe", "Subject-matter experts",
+                 "Primary on-call", "Secondary on-call", "Rotation and hand-over"):  # fmt: skip
+        assert role in roles
+
+
+def test_review_status_is_ok_then_due_then_overdue() -> None:
+    (page,) = (p for p in read_runbook_pages(REPO / "docs" / "runbooks") if p.slug == "service-down")
+    due = page.review_due()
+    assert due is not None
+    assert page.review_status(due - timedelta(days=30)) == "ok"
+    assert page.review_status(due - timedelta(days=3)) == "due"
+    assert page.review_status(due + timedelta(days=1)) == "overdue"
+
+
+def test_badge_names_the_verified_run_and_the_drills() -> None:
+    when = datetime(2026, 11, 22, 8, 8, tzinfo=UTC)
+    run = Verification(at=when, status="ok", environment="sandbox", duration_s=2.1)
+    passed = DrillResult(fault="service-down", passed=True, duration_s=4.8, finished_at=when)
+    failed = DrillResult(fault="db-down", passed=False, duration_s=60.0, finished_at=when)
+    assert render_badge(run, [passed]) == (
+        '!!! success "Verified against the sandbox on 2026-11-22 08:08 UTC; drill passed in 4.8 s"'
+    )
+    assert render_badge(None).startswith('!!! warning "Not verified in this build')
+    assert "drill failed: fault db-down" in render_badge(run, [passed, failed])
+    assert render_badge(run, [passed, failed]).startswith("!!! failure")
+
+
+def test_drill_summary_accepts_one_result_or_a_list(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    one = {"fault": "a", "passed": True, "duration_s": 1, "finished_at": "2026-11-22T08:00:00Z"}
+    summary.write_text(json.dumps({"x": one, "y": [one, {**one, "passed": False}]}), encoding="utf-8")
+    drills = read_drills(summary)
+    assert len(drills["x"]) == 1
+    assert len(drills["y"]) == 2
+    assert not drills["y"][1].passed
+    summary.write_text(json.dumps({"x": "passed"}), encoding="utf-8")
+    with pytest.raises(SiteError, match="'x'"):
+        read_drills(summary)

@@ -1,0 +1,152 @@
+/* drillbook: the few behaviours the site adds to Material, all local, no request to another host.
+ *
+ * - The runbook catalogue filter: hides the rows that do not contain every word typed.
+ * - The template form: fills [[placeholders]] into every template of the page and
+ *   computes the next update from the chosen severity (policy data in the page).
+ * - Escalation ladders: drawn with Mermaid when this build bundles it
+ *   (assets/vendor/mermaid.min.js, installed by `make vendor`); otherwise the
+ *   Mermaid source stays visible as text.
+ * - Print: every collapsed output is opened before printing.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  var assets = script ? script.src.replace(/javascripts\/drillbook\.js(\?.*)?$/, "") : "";
+
+  /* ------------------------------------------------------------------ catalogue filter */
+  function words(text) {
+    return text.toLowerCase().split(/\s+/).filter(Boolean);
+  }
+
+  document.querySelectorAll("input.drillbook-filter").forEach(function (input) {
+    var container = document.getElementById(input.dataset.filter);
+    if (!container) return;
+    var rows = Array.prototype.slice.call(container.querySelectorAll("tbody tr"));
+    var status = document.createElement("span");
+    status.className = "drillbook-muted drillbook-filter-status";
+    input.insertAdjacentElement("afterend", status);
+    input.addEventListener("input", function () {
+      var wanted = words(input.value);
+      var shown = 0;
+      rows.forEach(function (row) {
+        var text = row.textContent.toLowerCase();
+        var match = wanted.every(function (w) { return text.indexOf(w) !== -1; });
+        row.hidden = !match;
+        if (match) shown += 1;
+      });
+      status.textContent = wanted.length ? " " + shown + " of " + rows.length + " runbooks" : "";
+    });
+  });
+
+  /* ------------------------------------------------------------------ template form */
+  var PLACEHOLDER = /\[\[([A-Za-z0-9_]+)\]\]/g;
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function utc(date) {
+    return date.getUTCFullYear() + "-" + pad(date.getUTCMonth() + 1) + "-" + pad(date.getUTCDate()) +
+      " " + pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes()) + " UTC";
+  }
+
+  function setupForm(form) {
+    var data = document.getElementById("drillbook-policy");
+    var policy = data ? JSON.parse(data.textContent) : { levels: [] };
+    var blocks = Array.prototype.slice.call(document.querySelectorAll(".md-content pre > code"))
+      .filter(function (code) { return /\[\[[A-Za-z0-9_]+\]\]/.test(code.textContent); });
+    blocks.forEach(function (code) {
+      code.dataset.template = code.textContent;
+      code.closest("pre").classList.add("drillbook-template");
+    });
+    var computed = Array.prototype.slice.call(form.querySelectorAll("[data-placeholder]"));
+
+    function level(id) {
+      return policy.levels.filter(function (l) { return l.id === id; })[0] || null;
+    }
+
+    function values() {
+      var v = {};
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && el.value.trim()) v[el.name] = el.value.trim();
+      });
+      if (v.start_time) {
+        var start = new Date(v.start_time + "Z");
+        if (!isNaN(start)) v.start_time = utc(start);
+      }
+      var chosen = level(v.severity);
+      if (chosen) {
+        var now = new Date();
+        var due = new Date(now.getTime() + chosen.update_every_s * 1000);
+        v.severity = chosen.label;
+        v.severity_name = chosen.name;
+        v.update_every = chosen.update_every;
+        v.acknowledge_within = chosen.acknowledge_within;
+        v.resolve_within = chosen.resolve_within;
+        v.next_update_due = utc(due);
+        form.dataset.nextUpdateDue = String(due.getTime());
+      } else {
+        delete form.dataset.nextUpdateDue;
+      }
+      return v;
+    }
+
+    function fill() {
+      var v = values();
+      var replace = function (_, name) { return v[name] !== undefined ? v[name] : "[[" + name + "]]"; };
+      blocks.forEach(function (code) {
+        code.textContent = code.dataset.template.replace(PLACEHOLDER, replace);
+      });
+      computed.forEach(function (el) {
+        el.textContent = ("[[" + el.dataset.placeholder + "]]").replace(PLACEHOLDER, replace);
+      });
+    }
+
+    form.addEventListener("input", fill);
+    form.addEventListener("change", fill);
+    form.addEventListener("reset", function () { setTimeout(fill, 0); });
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+    fill();
+  }
+
+  var form = document.getElementById("drillbook-template-form");
+  if (form) setupForm(form);
+
+  /* ------------------------------------------------------------------ Mermaid ladders */
+  var diagrams = document.querySelectorAll("pre.drillbook-mermaid");
+  if (diagrams.length) {
+    var scheme = function () {
+      return document.body.getAttribute("data-md-color-scheme") === "slate" ? "dark" : "default";
+    };
+    var draw = function () {
+      if (typeof window.mermaid === "undefined") return;
+      window.mermaid.initialize({ startOnLoad: false, theme: scheme(), securityLevel: "strict" });
+      Array.prototype.forEach.call(diagrams, function (pre, index) {
+        var source = pre.dataset.source || pre.textContent;
+        pre.dataset.source = source;
+        window.mermaid.render("drillbook-ladder-" + index + "-" + Date.now(), source).then(function (out) {
+          var figure = document.createElement("div");
+          figure.className = "drillbook-ladder";
+          figure.dataset.level = pre.dataset.level || "";
+          figure.innerHTML = out.svg;
+          var previous = pre.previousElementSibling;
+          if (previous && previous.classList.contains("drillbook-ladder")) previous.remove();
+          pre.insertAdjacentElement("beforebegin", figure);
+          pre.style.display = "none";
+        });
+      });
+    };
+    var tag = document.createElement("script");
+    tag.src = assets + "vendor/mermaid.min.js";
+    tag.onload = draw;
+    tag.onerror = function () {
+      Array.prototype.forEach.call(diagrams, function (pre) { pre.classList.add("drillbook-mermaid-source"); });
+    };
+    document.body.appendChild(tag);
+    new MutationObserver(draw).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+  }
+
+  /* ------------------------------------------------------------------ print */
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  });
+})();

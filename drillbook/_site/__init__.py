@@ -1,0 +1,297 @@
+"""The implementation behind `drillbook.site` (the public module); see its docstring.
+
+A package named `_site`, not `site`: the repository ignores every `site/` directory (built sites).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
+from ._common import TODAY_VARIABLE, SiteError, SitePaths, body, front_matter, today
+from ._policy import (
+    POLICY_DATA_ID,
+    SEVERITY_FIELDS,
+    escalation_mermaid,
+    policy_data,
+    render_escalation_by_elapsed,
+    render_escalation_contacts,
+    render_escalation_ladders,
+    render_escalation_table,
+    render_severity_decision,
+    render_severity_matrix,
+    render_severity_target,
+)
+from ._runbooks import (
+    OUTPUT_TITLE,
+    DrillResult,
+    RunbookPage,
+    Verification,
+    read_drills,
+    read_runbook_pages,
+    read_verification,
+    render_badge,
+    render_runbook_catalogue,
+    render_runbook_steps,
+    runbook_index,
+)
+from ._templates import (
+    PLACEHOLDER,
+    Placeholder,
+    check_placeholders,
+    read_placeholders,
+    render_placeholder_table,
+    render_template_form,
+)
+
+__all__ = [
+    "DEFAULT_ALERT_RULES",
+    "INDEX_FILE",
+    "OUTPUT_TITLE",
+    "PLACEHOLDER",
+    "POLICY_DATA_ID",
+    "SEVERITY_FIELDS",
+    "TODAY_VARIABLE",
+    "AlertLink",
+    "AlertRule",
+    "DrillResult",
+    "Placeholder",
+    "RunbookPage",
+    "SiteError",
+    "SitePaths",
+    "Verification",
+    "check_placeholders",
+    "define_env",
+    "escalation_mermaid",
+    "link_alerts",
+    "on_post_build",
+    "policy_data",
+    "read_alert_rules",
+    "read_drills",
+    "read_placeholders",
+    "read_runbook_pages",
+    "read_verification",
+    "render_alerts_table",
+    "render_badge",
+    "render_escalation_by_elapsed",
+    "render_escalation_contacts",
+    "render_escalation_ladders",
+    "render_escalation_table",
+    "render_print_body",
+    "render_runbook_catalogue",
+    "render_runbook_steps",
+    "render_severity_decision",
+    "render_severity_matrix",
+    "render_severity_target",
+    "runbook_index",
+]
+
+DEFAULT_ALERT_RULES = ("sandbox/config/rules/alerts.yml",)
+"""Rule files read when mkdocs.yml's `extra.drillbook.alert_rules` does not list them."""
+
+INDEX_FILE = "runbooks.json"
+"""The machine-readable runbook index at the site root."""
+
+OFFLINE_VARIABLE = "DRILLBOOK_OFFLINE"
+IFRAME_WORKER = "assets/vendor/iframe-worker/shim.js"
+
+_LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+_HEADING = re.compile(r"^(#{1,5}) ", re.MULTILINE)
+
+
+class MacrosEnv(Protocol):
+    """The part of mkdocs-macros' environment that `define_env` uses."""
+
+    @property
+    def conf(self) -> Mapping[str, Any]: ...
+
+    @property
+    def page(self) -> Any: ...
+
+    def macro(self, v: Callable[..., Any], name: str = "") -> Any: ...
+
+
+def _settings(conf: Mapping[str, Any]) -> Mapping[str, Any]:
+    extra = conf.get("extra") or {}
+    settings = extra.get("drillbook") if isinstance(extra, Mapping) else None
+    return settings if isinstance(settings, Mapping) else {}
+
+
+def _alert_rule_files(paths: SitePaths, conf: Mapping[str, Any]) -> list[Path]:
+    files = _settings(conf).get("alert_rules") or DEFAULT_ALERT_RULES
+    return [paths.root / str(name) for name in files]
+
+
+def _offline(conf: Mapping[str, Any], paths: SitePaths) -> None:
+    """The offline bundle loads iframe-worker (search from file://) from this site, never a CDN."""
+    if os.environ.get(OFFLINE_VARIABLE, "").lower() not in ("1", "true", "yes"):
+        return
+    if not (paths.docs / IFRAME_WORKER).is_file():
+        raise SiteError(
+            f"an offline build needs {paths.docs / IFRAME_WORKER}; run `make vendor` "
+            "(npm ci in docs/overrides/vendor) first, or Material would fetch it from a CDN"
+        )
+    extra = conf["extra"]
+    polyfills = list(extra.get("polyfills") or [])
+    if IFRAME_WORKER not in polyfills:
+        polyfills.append(IFRAME_WORKER)
+    extra["polyfills"] = polyfills
+
+
+def render_print_body(page: RunbookPage, render: Callable[[str], str]) -> str:
+    """A runbook page's body for the one-page print view: headings one level down, links from the root."""
+
+    def relink(match: re.Match[str]) -> str:
+        target = match[2]
+        if re.match(r"^[a-z]+:|^#|^/", target):
+            return match[0]
+        return match[1] + posixpath.normpath(posixpath.join("runbooks", target)) + match[3]
+
+    text = render(body(page.path))
+    lines, fence = [], ""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if fence and stripped.startswith(fence):
+            fence = ""
+        elif not fence and stripped.startswith(("```", "~~~")):
+            fence = stripped[:3]
+        elif not fence:
+            line = _HEADING.sub(lambda m: "#" + m[1] + " ", line)
+            line = _LINK.sub(relink, line)
+        lines.append(line)
+    text = "\n".join(lines)
+    anchor = f'<span id="runbook-{page.slug}"></span>\n\n'
+    return anchor + text.strip() + "\n"
+
+
+def define_env(env: MacrosEnv) -> None:
+    """Register the macros; mkdocs-macros calls this once per build."""
+    paths = SitePaths.from_config(env.conf)
+    _offline(env.conf, paths)
+
+    def src_path() -> str:
+        page = env.page
+        return page.file.src_path.replace(os.sep, "/") if page is not None else "index.md"
+
+    def severity_matrix() -> str:
+        return render_severity_matrix(paths.severity())
+
+    def severity_decision() -> str:
+        return render_severity_decision(paths.severity())
+
+    def severity_target(level: str, field: str) -> str:
+        return render_severity_target(paths.severity(), level, field)
+
+    def escalation_table(level: str | None = None) -> str:
+        return render_escalation_table(paths.severity(), paths.escalation(), level)
+
+    def escalation_by_elapsed() -> str:
+        return render_escalation_by_elapsed(paths.severity(), paths.escalation())
+
+    def escalation_ladders() -> str:
+        return render_escalation_ladders(paths.severity(), paths.escalation())
+
+    def escalation_contacts() -> str:
+        return render_escalation_contacts(paths.escalation())
+
+    def template_form() -> str:
+        """The form, after checking every [[placeholder]] of this page is declared."""
+        placeholders = read_placeholders(paths.placeholders)
+        page = paths.docs / src_path()
+        check_placeholders(page, page.read_text(encoding="utf-8"), placeholders)
+        return render_template_form(placeholders, paths.severity())
+
+    def placeholder_table() -> str:
+        return render_placeholder_table(read_placeholders(paths.placeholders))
+
+    def runbook_catalogue() -> str:
+        """The catalogue, with links relative to the page it is on."""
+        return render_runbook_catalogue(
+            read_runbook_pages(paths.runbooks),
+            paths.severity(),
+            link_from=src_path(),
+            today=today(),
+            drills=read_drills(paths.drill_summary),
+        )
+
+    def alert_rules() -> str:
+        rules = read_alert_rules(_alert_rule_files(paths, env.conf))
+        slugs = (page.slug for page in read_runbook_pages(paths.runbooks))
+        links = link_alerts(rules, str(env.conf.get("site_url") or ""), slugs)
+        return render_alerts_table(links, link_from=src_path())
+
+    pages_with_badge: set[tuple[str, str]] = set()
+
+    def runbook_steps(slug: str, tag: str) -> str:
+        """The cells of notebooks/<slug>.py tagged `tag`, with the output of the last verified run."""
+        notebook = paths.notebooks / f"{slug}.py"
+        if not notebook.is_file():
+            known = sorted(p.stem for p in paths.notebooks.glob("*.py"))
+            raise SiteError(
+                f"runbook_steps: no notebook {notebook} for the runbook {slug!r}; "
+                f"the notebooks are: {', '.join(known) or '(none)'}"
+            )
+        key = (src_path(), slug)
+        badge = key not in pages_with_badge
+        pages_with_badge.add(key)
+        drills = read_drills(paths.drill_summary).get(slug, ()) if badge else ()
+        return render_runbook_steps(
+            notebook, paths.executed / f"{slug}.ipynb", tag, badge=badge, drills=drills
+        )
+
+    def print_runbooks() -> str:
+        """Every runbook, one after the other, for printing or saving as one PDF."""
+        pages = read_runbook_pages(paths.runbooks)
+        if not pages:
+            return "\n*No runbooks yet.*\n"
+
+        def renderer(page: RunbookPage) -> Callable[[str], str]:
+            if front_matter(page.path).get("render_macros") is not True:
+                return str
+            jinja = getattr(env, "env", None)  # mkdocs-macros' Jinja environment, where the macros live
+            if jinja is None:
+                raise SiteError("print_runbooks: needs mkdocs-macros' Jinja environment (env.env)")
+            return lambda text: str(jinja.from_string(text).render())
+
+        contents = "\n".join(f"- [{p.title}](#runbook-{p.slug})" for p in pages)
+        bodies = (render_print_body(p, renderer(p)) for p in pages)
+        return "\n" + contents + "\n\n" + "\n\n---\n\n".join(bodies)
+
+    for macro in (
+        severity_matrix,
+        severity_decision,
+        severity_target,
+        escalation_table,
+        escalation_by_elapsed,
+        escalation_ladders,
+        escalation_contacts,
+        template_form,
+        placeholder_table,
+        runbook_catalogue,
+        alert_rules,
+        runbook_steps,
+        print_runbooks,
+    ):
+        env.macro(macro, macro.__name__)
+
+
+def on_post_build(env: MacrosEnv) -> None:
+    """Write runbooks.json at the site root: the runbook index for chat bots and alert templates."""
+    conf = env.conf
+    paths = SitePaths.from_config(conf)
+    entries = runbook_index(
+        read_runbook_pages(paths.runbooks),
+        paths,
+        site_url=str(conf.get("site_url") or ""),
+        today=today(),
+        use_directory_urls=bool(conf.get("use_directory_urls", True)),
+    )
+    document = {"site_url": conf.get("site_url"), "generated_on": today().isoformat(), "runbooks": entries}
+    target = Path(conf["site_dir"]) / INDEX_FILE
+    target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,233 @@
+"""Pages rendered from policy/: the severity matrix, the decision aid, escalation tables and ladders.
+
+Escalation steps and contacts are typed `Any` here: their classes are private to `checks`.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+from typing import Any
+
+from checks import EscalationPolicy, Level, SeverityPolicy
+
+from ._common import SiteError, duration, escape, json_script, table
+
+SEVERITY_FIELDS = (
+    "label",
+    "name",
+    "definition",
+    "acknowledge_within",
+    "resolve_within",
+    "update_every",
+    "paging",
+)
+"""The fields of a severity level that `severity_target` renders."""
+
+POLICY_DATA_ID = "drillbook-policy"
+"""The id of the `<script type="application/json">` that gives the page's scripts the severity policy."""
+
+
+def render_severity_matrix(policy: SeverityPolicy) -> str:
+    """Every level of the severity policy as one Markdown table, most severe first."""
+    header = (
+        "Level",
+        "Name",
+        "Definition",
+        "Examples",
+        "Acknowledge within",
+        "Resolve within",
+        "Update every",
+        "Paging",
+    )
+    rows = []
+    for level in policy.levels:
+        aliases = f" ({', '.join(level.aliases)})" if level.aliases else ""
+        rows.append(
+            (
+                f"**{level.id}**{aliases}",
+                escape(level.name),
+                escape(level.definition),
+                "<br>".join(f"• {escape(example)}" for example in level.examples),
+                duration(level.acknowledge_within),
+                duration(level.resolve_within),
+                duration(level.update_every),
+                escape(level.paging),
+            )
+        )
+    return table(header, rows, attrs='class="drillbook-severity-matrix"')
+
+
+def render_severity_target(policy: SeverityPolicy, level: str, field: str) -> str:
+    """One value of one level (an id or an alias): durations as `15m`, text as written."""
+    if field not in SEVERITY_FIELDS:
+        raise SiteError(f"severity_target: unknown field {field!r}; use one of {', '.join(SEVERITY_FIELDS)}")
+    value = getattr(policy.level(level), field)
+    return duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:g} %"
+
+
+def _trigger_phrases(level: Level) -> list[str]:
+    triggers = level.triggers
+    phrases = []
+    if triggers.error_ratio_above is not None:
+        phrases.append(f"more than {_percent(triggers.error_ratio_above)} of requests fail")
+    if triggers.availability_below is not None:
+        phrases.append(f"availability is below {_percent(triggers.availability_below)}")
+    if triggers.p95_latency_seconds_above is not None:
+        phrases.append(f"the 95th percentile response time exceeds {triggers.p95_latency_seconds_above:g} s")
+    return phrases
+
+
+def render_severity_decision(policy: SeverityPolicy) -> str:
+    """'Which severity is this?': one question per level, most severe first; stop at the first yes."""
+    most = policy.levels[0]
+    items = [
+        f"1. **Is customer data exposed, lost or corrupted, or are credentials leaked?** "
+        f"Yes → **{most.label}**, whatever the graphs say."
+    ]
+    for level in policy.levels:
+        measured = _trigger_phrases(level)
+        either = f" Or does any of these hold: {'; '.join(measured)}?" if measured else ""
+        response = (
+            f"acknowledge within {duration(level.acknowledge_within)}, "
+            f"update every {duration(level.update_every)}, "
+            f"{'page' if level.page else 'no page'}"
+        )
+        items.append(
+            f"1. **{escape(level.definition)}**{either} "
+            f'Yes → **{level.label}** <span class="drillbook-muted">({response})</span>.'
+        )
+    items.append(
+        f"1. None of the above, but something is wrong → **{policy.levels[-1].label}**: "
+        "open a ticket for the owning team."
+    )
+    return "\n" + "\n".join(items) + "\n"
+
+
+def policy_data(policy: SeverityPolicy) -> dict[str, Any]:
+    """The severity policy as plain data for the page's scripts (durations in seconds)."""
+    return {
+        "levels": [
+            {
+                "id": level.id,
+                "aliases": list(level.aliases),
+                "label": level.label,
+                "name": level.name,
+                "definition": level.definition,
+                "paging": level.paging,
+                "page": level.page,
+                "acknowledge_within": duration(level.acknowledge_within),
+                "resolve_within": duration(level.resolve_within),
+                "update_every": duration(level.update_every),
+                "update_every_s": int(level.update_every.total_seconds()),
+            }
+            for level in policy.levels
+        ]
+    }
+
+
+def render_policy_data(policy: SeverityPolicy) -> str:
+    return json_script(POLICY_DATA_ID, policy_data(policy))
+
+
+# --------------------------------------------------------------------------- escalation
+
+
+def _after(step: Any) -> str:
+    return "at once" if step.after == timedelta(0) else duration(step.after)
+
+
+def _names(contacts: tuple[Any, ...]) -> str:
+    return ", ".join(escape(contact.name) for contact in contacts)
+
+
+def render_escalation_table(
+    severity: SeverityPolicy, escalation: EscalationPolicy, level: str | None = None
+) -> str:
+    """The escalation ladders, one row per step; only `level`'s ladder when given."""
+    levels = severity.levels if level is None else (severity.level(level),)
+    header = ["After", "Page", "Notify"]
+    if level is None:
+        header.insert(0, "Severity")
+    rows: list[list[str]] = []
+    for entry in levels:
+        steps = escalation.ladders.get(entry.id, ())
+        if not steps:
+            cells = ["—", f"no ladder for {entry.id} in {escalation.source.name}", "—"]
+            rows.append([entry.label, *cells] if level is None else cells)
+            continue
+        for index, step in enumerate(steps):
+            cells = [_after(step), _names(step.page) or "—", _names(step.notify) or "—"]
+            if level is None:
+                cells.insert(0, f"**{entry.label}**" if index == 0 else "")
+            rows.append(cells)
+    return table(header, rows)
+
+
+def render_escalation_by_elapsed(severity: SeverityPolicy, escalation: EscalationPolicy) -> str:
+    """One row per point in time since the incident was declared, one column per level."""
+    times = sorted({step.after for steps in escalation.ladders.values() for step in steps})
+    header = ["Elapsed", *(level.label for level in severity.levels)]
+    rows = []
+    for moment in times:
+        cells = ["at once" if moment == timedelta(0) else duration(moment)]
+        for level in severity.levels:
+            step = next((s for s in escalation.ladders.get(level.id, ()) if s.after == moment), None)
+            parts = []
+            if step is not None and step.page:
+                parts.append(f"page {_names(step.page)}")
+            if step is not None and step.notify:
+                parts.append(f"notify {_names(step.notify)}")
+            cells.append("; ".join(parts) or "·")
+        rows.append(cells)
+    return table(header, rows, attrs='class="drillbook-escalation-elapsed"')
+
+
+def _mermaid_label(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def escalation_mermaid(level: Level, steps: tuple[Any, ...]) -> str:
+    """The ladder of one level as Mermaid flowchart source."""
+    lines = ["flowchart TD", f'  start(["{_mermaid_label(level.label)} declared"])']
+    previous = "start"
+    for index, step in enumerate(steps):
+        node = f"s{index}"
+        parts = []
+        if step.page:
+            parts.append("page " + ", ".join(c.name for c in step.page))
+        if step.notify:
+            parts.append("notify " + ", ".join(c.name for c in step.notify))
+        label = f"{_after(step)}: " + "<br/>".join(parts)
+        lines.append(f'  {previous} --> {node}["{_mermaid_label(label)}"]')
+        previous = node
+    return "\n".join(lines)
+
+
+def render_escalation_ladders(severity: SeverityPolicy, escalation: EscalationPolicy) -> str:
+    """Each level's ladder as a Mermaid diagram (drawn in the browser from a local copy of Mermaid).
+
+    The source stays readable as text when Mermaid is not bundled with this build;
+    the tables on the same page say the same thing.
+    """
+    blocks = []
+    for level in severity.levels:
+        steps = escalation.ladders.get(level.id, ())
+        if not steps:
+            continue
+        source = html.escape(escalation_mermaid(level, steps))
+        blocks.append(
+            f"### {level.label}\n\n"
+            f'<pre class="drillbook-mermaid" data-level="{level.id}"><code>{source}</code></pre>'
+        )
+    return "\n\n" + "\n\n".join(blocks) + "\n\n"
+
+
+def render_escalation_contacts(escalation: EscalationPolicy) -> str:
+    """The contacts of the escalation policy and how each is reached."""
+    rows = [(escape(c.name), escape(c.reach)) for c in escalation.contacts.values()]
+    return table(("Contact", "How to reach"), rows)

@@ -1,0 +1,504 @@
+"""Runbooks on the site: the catalogue, review status, verification and drill badges, steps, runbooks.json."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+
+from checks import ConfigError, SeverityPolicy
+
+from ._common import SiteError, SitePaths, escape, fence, front_matter, table
+
+OUTPUT_TITLE = "Output of the last verified run"
+"""Title of the collapsible block that holds a step's recorded output."""
+
+REVIEW_DUE_WITHIN = timedelta(days=14)
+"""A review is "due" this long before its date, "overdue" after it."""
+
+_CATALOGUE_KEYS = ("title", "description", "severity", "owner", "last_reviewed")
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@dataclass(frozen=True, slots=True)
+class RunbookPage:
+    """What the catalogue shows of one `docs/runbooks/<slug>.md`, read from its front matter."""
+
+    slug: str
+    path: Path
+    title: str
+    description: str
+    severity: str
+    owner: str
+    services: tuple[str, ...]
+    alerts: tuple[str, ...]
+    last_reviewed: date
+    review_every_days: int | None
+    tags: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()
+
+    def review_due(self) -> date | None:
+        if self.review_every_days is None:
+            return None
+        return self.last_reviewed + timedelta(days=self.review_every_days)
+
+    def review_status(self, today: date) -> str:
+        """`ok`, `due` (within two weeks of its date), `overdue`, or `none` when no period is set."""
+        due = self.review_due()
+        if due is None:
+            return "none"
+        if due < today:
+            return "overdue"
+        if due - today <= REVIEW_DUE_WITHIN:
+            return "due"
+        return "ok"
+
+
+def _strings(path: Path, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if isinstance(value, str) or not isinstance(value, list):
+        raise SiteError(f"{path}: front matter {key!r} must be a list, such as [api]")
+    return tuple(str(item) for item in value)
+
+
+def _read_runbook_page(path: Path) -> RunbookPage:
+    data = front_matter(path)
+    missing = [key for key in _CATALOGUE_KEYS if key not in data]
+    if missing:
+        raise SiteError(f"{path}: the front matter lacks {', '.join(missing)}")
+    reviewed = data["last_reviewed"]
+    if isinstance(reviewed, datetime):
+        reviewed = reviewed.date()
+    elif not isinstance(reviewed, date):
+        try:
+            reviewed = date.fromisoformat(str(reviewed))
+        except ValueError as exc:
+            raise SiteError(f"{path}: last_reviewed must be a date such as 2026-11-20") from exc
+    every = data.get("review_every_days")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+        raise SiteError(f"{path}: review_every_days must be a positive whole number of days")
+    return RunbookPage(
+        slug=path.stem,
+        path=path,
+        title=str(data["title"]),
+        description=str(data["description"]),
+        severity=str(data["severity"]),
+        owner=str(data["owner"]),
+        services=_strings(path, data, "services"),
+        alerts=_strings(path, data, "alerts"),
+        last_reviewed=reviewed,
+        review_every_days=every,
+        tags=_strings(path, data, "tags"),
+        faults=_strings(path, data, "faults"),
+    )
+
+
+def read_runbook_pages(runbooks_dir: Path) -> tuple[RunbookPage, ...]:
+    """Every runbook page in `runbooks_dir` (all `*.md` but `index.md`), sorted by file name."""
+    paths = sorted(p for p in runbooks_dir.glob("*.md") if p.name != "index.md")
+    return tuple(_cached_page(path, path.stat().st_mtime_ns) for path in paths)
+
+
+@lru_cache(maxsize=4096)
+def _cached_page(path: Path, mtime_ns: int) -> RunbookPage:
+    """A page's front matter, read once per build although the catalogue, alerts, print and index need it."""
+    return _read_runbook_page(path)
+
+
+# --------------------------------------------------------------------------- verification and drills
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The last executed run of a runbook's notebook that this build has (`build/executed/<slug>`)."""
+
+    at: datetime | None
+    status: str
+    environment: str
+    duration_s: float | None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class DrillResult:
+    """One drill of one runbook, from `build/drills/summary.json`."""
+
+    fault: str
+    passed: bool
+    duration_s: float
+    finished_at: datetime | None
+
+
+def _moment(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_moment(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _verification_from(meta: Mapping[str, Any], finished_key: str) -> Verification:
+    seconds = meta.get("duration_s")
+    return Verification(
+        at=_moment(meta.get(finished_key)),
+        status=str(meta.get("status") or "ok"),
+        environment=str(meta.get("environment") or "sandbox"),
+        duration_s=float(seconds) if isinstance(seconds, int | float) else None,
+    )
+
+
+def read_verification(executed: Path, slug: str) -> Verification | None:
+    """From `<slug>.json` (the RunRecord) when present, else from the executed notebook's metadata."""
+    record = executed / f"{slug}.json"
+    if record.is_file():
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SiteError(f"{record}: not valid JSON: {exc}") from exc
+        if isinstance(data, dict):
+            return _verification_from(data, "finished_at")
+    notebook = executed / f"{slug}.ipynb"
+    if notebook.is_file():
+        meta = nbformat.read(notebook, as_version=4).get("metadata", {}).get("drillbook", {})
+        return _verification_from(meta, "executed_at")
+    return None
+
+
+def read_drills(summary: Path) -> dict[str, tuple[DrillResult, ...]]:
+    """`build/drills/summary.json` by runbook slug; empty when the drills did not run in this build."""
+    if not summary.is_file():
+        return {}
+    try:
+        data = json.loads(summary.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SiteError(f"{summary}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SiteError(f"{summary}: expected an object of runbook slug → drill result(s)")
+    drills: dict[str, tuple[DrillResult, ...]] = {}
+    for slug, value in data.items():
+        entries = value if isinstance(value, list) else [value]
+        results = []
+        for entry in entries:
+            if not isinstance(entry, dict) or "passed" not in entry:
+                raise SiteError(
+                    f"{summary}: the drill of {slug!r} must be an object with fault, passed, "
+                    f"duration_s and finished_at (or a list of them), not {entry!r}"
+                )
+            seconds = entry.get("duration_s")
+            results.append(
+                DrillResult(
+                    fault=str(entry.get("fault", "")),
+                    passed=entry["passed"] is True,
+                    duration_s=float(seconds) if isinstance(seconds, int | float) else 0.0,
+                    finished_at=_moment(entry.get("finished_at")),
+                )
+            )
+        drills[str(slug)] = tuple(results)
+    return drills
+
+
+def drill_phrase(drills: Sequence[DrillResult]) -> str:
+    """`drill passed in 4.8 s`, `2 drills passed (a in 4.8 s, b in 6.1 s)`, `drill failed: fault x`."""
+    failed = [d for d in drills if not d.passed]
+    if failed:
+        return "drill failed: " + ", ".join(f"fault {d.fault}" for d in failed)
+    if len(drills) == 1:
+        return f"drill passed in {drills[0].duration_s:.1f} s"
+    return (
+        f"{len(drills)} drills passed ("
+        + ", ".join(f"{d.fault} in {d.duration_s:.1f} s" for d in drills)
+        + ")"
+    )
+
+
+def render_badge(verification: Verification | None, drills: Sequence[DrillResult] = ()) -> str:
+    """The admonition above a runbook's steps: verified when, and how its drills went."""
+    drill = f"; {drill_phrase(drills)}" if drills else ""
+    drill_failed = any(not d.passed for d in drills)
+    if verification is None:
+        kind = "failure" if drill_failed else "warning"
+        return f'!!! {kind} "Not verified in this build: the steps show code, not output{drill}"'
+    env = verification.environment
+    against = "the sandbox" if env == "sandbox" else f"the {env} environment"
+    on = f" on {format_moment(verification.at)}" if verification.at else " (the run did not record its date)"
+    if not verification.passed:
+        return f'!!! failure "The last run against {against}{on} did not pass: {verification.status}{drill}"'
+    return f'!!! {"failure" if drill_failed else "success"} "Verified against {against}{on}{drill}"'
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def _review_cell(page: RunbookPage, today: date) -> str:
+    due = page.review_due()
+    status = page.review_status(today)
+    if due is None:
+        return "no review period"
+    if status == "overdue":
+        return f'<span class="drillbook-overdue">review overdue since {due.isoformat()}</span>'
+    if status == "due":
+        return f'<span class="drillbook-due">review due by {due.isoformat()}</span>'
+    return f"next review by {due.isoformat()}"
+
+
+def _drill_cell(drills: Sequence[DrillResult]) -> str:
+    if not drills:
+        return "not drilled in this build"
+    moments = [d.finished_at for d in drills if d.finished_at]
+    when = f" ({max(moments).astimezone(UTC).date().isoformat()})" if moments else ""
+    return escape(drill_phrase(drills)) + when
+
+
+def render_runbook_catalogue(
+    pages: Sequence[RunbookPage],
+    severity: SeverityPolicy,
+    *,
+    link_from: str = "runbooks/index.md",
+    today: date | None = None,
+    drills: Mapping[str, Sequence[DrillResult]] | None = None,
+) -> str:
+    """One row per runbook, most severe first; links are relative to the page `link_from`."""
+    if not pages:
+        return "\n*No runbooks yet: add `docs/runbooks/<slug>.md` and `notebooks/<slug>.py`.*\n"
+    order = {level.id: index for index, level in enumerate(severity.levels)}
+    today = today or datetime.now(UTC).date()
+    drills = drills or {}
+    ranked = []
+    for page in pages:
+        try:
+            level = severity.level(page.severity)
+        except ConfigError as exc:
+            raise SiteError(f"{page.path}: front matter severity: {exc}") from exc
+        ranked.append((order[level.id], page.title.lower(), page, level.label))
+    rows = []
+    for _, _, page, label in sorted(ranked, key=lambda item: item[:2]):
+        link = posixpath.relpath(f"runbooks/{page.slug}.md", posixpath.dirname(link_from) or ".")
+        rows.append(
+            (
+                f"[{escape(page.title)}]({link})<br>{escape(page.description)}",
+                label,
+                escape(page.owner),
+                ", ".join(escape(service) for service in page.services) or "—",
+                ", ".join(f"`{escape(alert)}`" for alert in page.alerts) or "—",
+                ", ".join(f"#{escape(tag)}" for tag in page.tags) or "—",
+                page.last_reviewed.isoformat(),
+                _review_cell(page, today),
+                _drill_cell(drills.get(page.slug, ())),
+            )
+        )
+    header = (
+        "Runbook",
+        "Severity",
+        "Owner",
+        "Services",
+        "Alerts",
+        "Tags",
+        "Last reviewed",
+        "Review",
+        "Last drill",
+    )
+    search = (
+        '\n<p><input type="search" class="drillbook-filter" data-filter="drillbook-catalogue" '
+        'placeholder="Filter by symptom, alert, service, owner or tag" '
+        'aria-label="Filter the runbook catalogue"></p>\n'
+    )
+    return search + table(header, rows, attrs='class="drillbook-catalogue" id="drillbook-catalogue"')
+
+
+def runbook_index(
+    pages: Sequence[RunbookPage],
+    paths: SitePaths,
+    *,
+    site_url: str,
+    today: date,
+    use_directory_urls: bool = True,
+) -> list[dict[str, Any]]:
+    """The entries of runbooks.json: what a chat bot or an alert template needs to link a runbook."""
+    drills = read_drills(paths.drill_summary)
+    entries = []
+    for page in pages:
+        verification = read_verification(paths.executed, page.slug)
+        due = page.review_due()
+        path = f"runbooks/{page.slug}/" if use_directory_urls else f"runbooks/{page.slug}.html"
+        entries.append(
+            {
+                "slug": page.slug,
+                "title": page.title,
+                "description": page.description,
+                "url": site_url.rstrip("/") + "/" + path if site_url else path,
+                "path": path,
+                "severity": page.severity,
+                "owner": page.owner,
+                "services": list(page.services),
+                "alerts": list(page.alerts),
+                "tags": list(page.tags),
+                "last_reviewed": page.last_reviewed.isoformat(),
+                "review_due": due.isoformat() if due else None,
+                "review_status": page.review_status(today),
+                "last_verified": (
+                    None
+                    if verification is None
+                    else {
+                        "at": verification.at.isoformat() if verification.at else None,
+                        "status": verification.status,
+                        "environment": verification.environment,
+                    }
+                ),
+                "drills": [
+                    {
+                        "fault": d.fault,
+                        "passed": d.passed,
+                        "duration_s": d.duration_s,
+                        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+                    }
+                    for d in drills.get(page.slug, ())
+                ],
+            }
+        )
+    return entries
+
+
+# --------------------------------------------------------------------------- runbook steps
+
+
+def _split_explanation(source: str) -> tuple[str, str]:
+    """Split a cell into its leading `# ` comment lines, as Markdown prose, and the code after them.
+
+    A bare `#` line separates paragraphs of the explanation.
+    """
+    lines = source.splitlines()
+    index = 0
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    prose: list[str] = []
+    while index < len(lines) and lines[index].startswith("#"):
+        text = lines[index][1:]
+        prose.append(text[1:] if text.startswith(" ") else text)
+        index += 1
+    code = "\n".join(lines[index:]).strip("\n")
+    return "\n".join(prose).strip(), code
+
+
+def _tags(cell: Any) -> tuple[str, ...]:
+    return tuple(cell.get("metadata", {}).get("tags", ()))
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _render_outputs(outputs: Sequence[Any]) -> str:
+    """A cell's recorded outputs as Markdown: `text/markdown` as is, else `text/plain` as text."""
+    parts: list[str] = []
+    for output in outputs:
+        kind = output.get("output_type")
+        if kind == "stream":
+            parts.append(fence(_text(output.get("text", "")), "text"))
+        elif kind in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            if "text/markdown" in data:
+                parts.append(_text(data["text/markdown"]).strip())
+            elif "text/plain" in data:
+                parts.append(fence(_text(data["text/plain"]), "text"))
+            elif data:
+                parts.append(f"*({', '.join(sorted(data))} output, not shown here)*")
+        elif kind == "error":
+            message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+            parts.append("The step raised an error:\n\n" + fence(message, "text"))
+    return "\n\n".join(part for part in parts if part) or "*The step displayed nothing.*"
+
+
+def _details(title: str, text: str, kind: str = "info") -> str:
+    return f'??? {kind} "{title}"\n\n' + textwrap.indent(text, "    ")
+
+
+def _recorded_outputs(executed: Any) -> dict[str, list[Any]]:
+    """Executed code cells by source, in order, so a step finds its own run even if cells moved."""
+    by_source: dict[str, list[Any]] = {}
+    for cell in executed.get("cells", ()):
+        if cell.get("cell_type") == "code":
+            by_source.setdefault(_text(cell.get("source", "")).strip(), []).append(cell)
+    return by_source
+
+
+@lru_cache(maxsize=4096)
+def _read_notebook(path: Path, mtime_ns: int) -> Any:
+    """A Jupytext notebook, read once per build even when a page renders several of its tags."""
+    return jupytext.read(path)
+
+
+@lru_cache(maxsize=4096)
+def _read_executed(path: Path, mtime_ns: int) -> Any:
+    return nbformat.read(path, as_version=4)
+
+
+def render_runbook_steps(
+    notebook_path: Path,
+    executed_path: Path | None,
+    tag: str,
+    *,
+    badge: bool = True,
+    drills: Sequence[DrillResult] = (),
+) -> str:
+    """The code cells of a Jupytext notebook tagged `tag`, as explained steps with their outputs.
+
+    `executed_path` is the executed `.ipynb` of a verified run; when it is None or
+    missing, the steps say they were not verified in this build. `badge` puts that
+    verdict, with the runbook's `drills`, above the steps (a page shows it once).
+    """
+    if not notebook_path.is_file():
+        raise SiteError(f"runbook_steps: no notebook at {notebook_path}")
+    notebook = _read_notebook(notebook_path, notebook_path.stat().st_mtime_ns)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    cells = [cell for cell in code_cells if tag in _tags(cell)]
+    if not cells:
+        known = sorted({t for cell in code_cells for t in _tags(cell)})
+        raise SiteError(
+            f"runbook_steps: no code cell of {notebook_path} is tagged {tag!r}; "
+            f"the tags in that notebook are: {', '.join(known) or '(none)'}"
+        )
+
+    recorded: dict[str, list[Any]] | None = None
+    verification: Verification | None = None
+    if executed_path is not None and executed_path.is_file():
+        executed = _read_executed(executed_path, executed_path.stat().st_mtime_ns)
+        recorded = _recorded_outputs(executed)
+        verification = _verification_from(executed.get("metadata", {}).get("drillbook", {}), "executed_at")
+
+    blocks = [render_badge(verification, drills)] if badge else []
+    for number, cell in enumerate(cells, start=1):
+        explanation, code = _split_explanation(cell.source)
+        if len(cells) > 1:
+            explanation = f"**Step {number}.** {explanation}".rstrip()
+        if explanation:
+            blocks.append(explanation)
+        if code:
+            blocks.append(fence(code, "python"))
+        if recorded is None:
+            continue
+        runs = recorded.get(cell.source.strip())
+        if runs:
+            blocks.append(_details(OUTPUT_TITLE, _render_outputs(runs.pop(0).get("outputs", ()))))
+        else:
+            blocks.append("*This step changed after the last verified run; no output to show.*")
+    return "\n\n" + "\n\n".join(blocks) + "\n\n"
