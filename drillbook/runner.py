@@ -18,6 +18,7 @@ import copy
 import getpass
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -50,6 +51,8 @@ __all__ = [
     "write_outputs",
 ]
 
+# IPython colours its tracebacks; records and reports are plain text.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_CELL_TIMEOUT_S = 60.0
 DEFAULT_NOTEBOOK_TIMEOUT_S = 600.0
 _TRUE = {"true", "1", "yes", "on"}
@@ -385,7 +388,7 @@ def _execute(
         asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
         record.status = "ok"
     except CellExecutionError as exc:
-        record.status, record.error, record.error_name = "error", str(exc), exc.ename
+        record.status, record.error, record.error_name = "error", _ANSI.sub("", str(exc)), exc.ename
     except CellTimeoutError:
         record.status, record.error = "error", f"the cell ran longer than {per_cell:g} s and was interrupted"
     except DeadKernelError as exc:

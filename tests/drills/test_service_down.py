@@ -12,6 +12,7 @@ from tests.drills.waiting import wait_for
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
 
 
+@pytest.mark.drill(runbook="service-down", fault="service-down")
 def test_service_down_is_detected_as_sev1_restarted_and_verified(
     sandbox: Driver, runbook_targets: Targets
 ) -> None:
