@@ -10,6 +10,7 @@ database or Redis drivers: `from checks import http` imports httpx and no more.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from checks._errors import (
@@ -80,7 +81,7 @@ _LAZY = {name: module for module, names in _HOMES.items() for name in names.spli
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULES:
+    if name in _MODULES or (not name.startswith("_") and importlib.util.find_spec(f"checks.{name}")):
         return importlib.import_module(f"checks.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
