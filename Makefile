@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	@: drillbook lint joins once the fault catalogue lands
+	$(VENV)/bin/drillbook lint
 
 ## The tests that need no sandbox.
 unit: $(STAMP)

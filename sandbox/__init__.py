@@ -8,6 +8,15 @@
     driver.down()
 
 The same from a shell: `python -m sandbox up|down|status|endpoints|logs|stop|start`.
+
+Faults for drills and game days live in `sandbox.faults` (data in `sandbox/faults.yml`):
+
+    from sandbox.faults import Injector
+    Injector.attach(driver).inject("db-lock-contention")   # python -m sandbox inject NAME
+
+`up` writes the state file (mode 0600): driver, endpoints, platform commands, services,
+Prometheus jobs and `secrets.admin_token`; the fault catalogue's chaos token sits in a
+private file next to it and never in the state.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
     python -m sandbox endpoints                the endpoints as JSON
     python -m sandbox logs SERVICE [-n LINES]
     python -m sandbox stop|start SERVICE
+    python -m sandbox faults                   the fault catalogue: name, alerts, description
+    python -m sandbox inject|clear FAULT       stage or undo a fault (game days, drills)
 
 Every subcommand takes `--driver auto|native|compose` (default auto).
 Exit codes: 0 done; 1 failed (the message says why and how to fix it);
@@ -21,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from sandbox import SERVICES, NotRunning, SandboxError, get_driver
+from sandbox.faults import Injector, catalogue
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("stop", "start"):
         command = commands.add_parser(verb, parents=[common], help=f"{verb} one service")
         command.add_argument("service", choices=SERVICES)
+    commands.add_parser("faults", parents=[common], help="list the fault catalogue")
+    for verb in ("inject", "clear"):
+        command = commands.add_parser(verb, parents=[common], help=f"{verb} one fault")
+        command.add_argument("fault", choices=list(catalogue()))
     return parser
 
 
@@ -57,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
     logging.getLogger("sandbox").addHandler(progress)
     logging.getLogger("sandbox").setLevel(logging.INFO)
+    if args.command == "faults":
+        for fault in catalogue().values():
+            print(f"{fault.name:<22} {', '.join(fault.alerts):<26} {fault.description}")
+        return EXIT_OK
     driver = get_driver(args.driver)
     try:
         match args.command:
@@ -83,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 driver.stop(args.service)
             case "start":
                 driver.start(args.service)
+            case "inject":
+                Injector.attach(driver).inject(args.fault)
+            case "clear":
+                Injector.attach(driver).clear(args.fault)
     except NotRunning as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING

@@ -1,24 +1,37 @@
 """Compose driver: the sandbox as Docker Compose services from the root `compose.yaml`.
 
-Every command is an argv list: `docker compose -f compose.yaml -p drillbook VERB ...`.
-Compose owns readiness (`up --wait` on each service's healthcheck); the driver
-then reads the published loopback ports and waits until Prometheus scrapes the api.
+Every command is an argv list: `docker compose -f compose.yaml -p PROJECT VERB ...`.
+Compose owns readiness (`up --build --wait` on each service's healthcheck); the driver
+then reads the published loopback ports, waits until Prometheus scrapes the api and
+warms the cache. The project is `drillbook` for the default sandbox directory and
+`drillbook-<hash of the directory>` for any other, so sandboxes run side by side.
+
+The admin and chaos tokens are fresh at each `up` and reach the containers through
+the environment of the `docker compose` process (compose.yaml interpolates them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox._driver import (
     REPO_ROOT,
     SERVICES,
     Driver,
+    chaos_path,
     check_service,
     loopback_endpoints,
+    new_token,
     run_command,
+    sandbox_dir,
+    warm_cache,
+    write_chaos_access,
     write_state,
 )
 from sandbox._errors import CommandError, SandboxError, StartupError
@@ -27,74 +40,158 @@ from sandbox._readiness import prometheus_has_sample, wait_for
 log = logging.getLogger("sandbox")
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
-PROJECT = "drillbook"
-CONTAINER_PORTS = {"api": 8000, "postgres": 5432, "redis": 6379, "prometheus": 9090}
+DEFAULT_PROJECT = "drillbook"
+# service -> the container port the driver reads with `docker compose port`
+CONTAINER_PORTS = {
+    "api": 8000,
+    "upstream": 8000,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "receiver": 8000,
+    "blackbox": 9115,
+    "postgres": 5432,
+    "redis": 6379,
+    "chaos": 8000,
+}
 COMMAND_TIMEOUT_S = 120.0
+LOG_TAIL_LINES = 30
 HINT = (
     "`docker info` and `docker compose version` must both work (Compose v2 plugin);"
     " without Docker use `--driver native`."
 )
 
+Runner = Callable[..., str]  # run_command's signature: (argv, *, timeout_s, hint, env=None) -> stdout
+
+
+def project_name() -> str:
+    """`drillbook` for the repository's `.sandbox/`, a distinct name for any other directory."""
+    folder = sandbox_dir()
+    if folder == REPO_ROOT / ".sandbox":
+        return DEFAULT_PROJECT
+    return f"{DEFAULT_PROJECT}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+
+
+def parse_ps(output: str) -> list[dict[str, Any]]:
+    """`docker compose ps --format json`: one object per line (>= 2.21) or one array (older)."""
+    text = output.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
 
 class ComposeDriver(Driver):
-    """The sandbox as the `drillbook` Compose project."""
+    """The sandbox as one Compose project."""
 
     kind = "compose"
 
-    def __init__(self) -> None:
+    def __init__(self, *, runner: Runner = run_command) -> None:
         super().__init__()
-        self.base = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", PROJECT]
+        self.project = project_name()
+        self.base = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.project]
+        self._runner = runner
 
-    def _compose(self, *args: str, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
-        return run_command([*self.base, *args], timeout_s=timeout_s, hint=HINT)
+    def _compose(
+        self, *args: str, timeout_s: float = COMMAND_TIMEOUT_S, env: Mapping[str, str] | None = None
+    ) -> str:
+        return self._runner([*self.base, *args], timeout_s=timeout_s, hint=HINT, env=env)
 
     def up(self, *, timeout_s: float = 300.0) -> None:
         deadline = time.monotonic() + timeout_s
+        if self.state_file.exists() and set(self.status().values()) == {"running"}:
+            log.info("the compose sandbox %s is already up", self.project)
+            return  # idempotent: same containers, ports and tokens
+        admin_token, chaos_token = new_token(), new_token()
+        env = {**os.environ, "DRILLBOOK_ADMIN_TOKEN": admin_token, "DRILLBOOK_CHAOS_TOKEN": chaos_token}
         try:
             self._compose(
                 "up",
+                "--build",
                 "--wait",
                 "--wait-timeout",
                 str(int(timeout_s)),
                 "-d",
                 timeout_s=timeout_s + 30,  # compose enforces --wait-timeout itself
+                env=env,
             )
-            endpoints = self._endpoints()
-            query = 'up{job="api"} == 1'
-            wait_for(
-                "prometheus scraping api",
-                lambda: prometheus_has_sample(endpoints["prometheus"], query),
-                deadline=deadline,
-                tried=f"query {query} at {endpoints['prometheus']}",
-                hint="read `python -m sandbox logs prometheus --driver compose`.",
-            )
+            ports = self._ports()
+            self.after_up(loopback_endpoints(ports), admin_token=admin_token, deadline=deadline)
         except SandboxError as exc:
+            failing = self._first_unhealthy()
             try:
-                tail = self._compose("logs", "--no-color", "--tail", "20")
+                tail = self._compose(
+                    "logs", "--no-color", "--tail", str(LOG_TAIL_LINES), *([failing] if failing else [])
+                )
             except CommandError as logs_error:
                 tail = logs_error.output
             self.down()
-            raise StartupError(f"compose start-up failed: {exc}", service=None, log_tail=tail) from exc
-        write_state(self.state_file, driver="compose", endpoints=endpoints, platform_prefix=self.base)
-        log.info("compose sandbox ready")
+            raise StartupError(
+                f"compose start-up failed ({failing or 'see the logs'}): {exc}",
+                service=failing,
+                log_tail=tail,
+            ) from exc
+        endpoints = loopback_endpoints(ports)
+        write_chaos_access(
+            chaos_path(),
+            {
+                "token": chaos_token,
+                "api": endpoints["api"],
+                "upstream": endpoints["upstream"],
+                "agent": f"http://127.0.0.1:{ports['chaos']}",
+            },
+        )
+        write_state(
+            self.state_file,
+            driver="compose",
+            endpoints=endpoints,
+            platform_prefix=self.base,
+            admin_token=admin_token,
+        )
+        log.info("compose sandbox %s ready", self.project)
 
-    def _endpoints(self) -> dict[str, str]:
+    def after_up(self, endpoints: Mapping[str, str], *, admin_token: str, deadline: float) -> None:
+        """Once compose says healthy: Prometheus scrapes the api, the cache is warm."""
+        query = 'up{job="api"} == 1'
+        wait_for(
+            "prometheus scraping api",
+            lambda: prometheus_has_sample(endpoints["prometheus"], query),
+            deadline=deadline,
+            tried=f"query {query} at {endpoints['prometheus']}",
+            hint="read `python -m sandbox logs prometheus --driver compose`.",
+        )
+        warm_cache(endpoints["api"], admin_token, timeout_s=max(1.0, deadline - time.monotonic()))
+
+    def _ports(self) -> dict[str, int]:
         ports: dict[str, int] = {}
         for service, container_port in CONTAINER_PORTS.items():
             published = self._compose("port", service, str(container_port)).strip()
             ports[service] = int(published.rsplit(":", 1)[1])  # "127.0.0.1:49153"
-        return loopback_endpoints(**ports)
+        return ports
+
+    def _first_unhealthy(self) -> str | None:
+        """The first service (in start-up order) that is not running and healthy, if any."""
+        try:
+            rows = parse_ps(self._compose("ps", "--all", "--format", "json"))
+        except (CommandError, ValueError):
+            return None
+        found = {row["Service"]: row for row in rows}
+        for service in SERVICES:
+            row = found.get(service)
+            if row is None or str(row.get("State")).lower() != "running":
+                return service
+            if str(row.get("Health", "healthy")).lower() not in ("healthy", ""):
+                return service
+        return None
 
     def down(self) -> None:
         self._compose("down", "-v", "--remove-orphans")
         self.state_file.unlink(missing_ok=True)
+        chaos_path().unlink(missing_ok=True)
 
     def status(self) -> dict[str, str]:
-        out = self._compose("ps", "--all", "--format", "json").strip()
-        # Compose >= 2.21 prints one JSON object per line; older versions print one array.
-        rows: list[dict[str, Any]] = (
-            json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines()]
-        )
+        rows = parse_ps(self._compose("ps", "--all", "--format", "json"))
         states = {row["Service"]: str(row["State"]).lower() for row in rows}
         return {service: states.get(service, "absent") for service in SERVICES}
 

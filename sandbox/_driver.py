@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
@@ -13,19 +14,46 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Literal, TypedDict
 
-from sandbox._errors import CommandError, NotRunning
+import httpx
+
+from sandbox._errors import CommandError, NotRunning, SandboxError
+from sandbox.service.corpus import ROLLOUT_SKILL, SKILL_WEIGHTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES: tuple[str, ...] = ("api", "postgres", "redis", "prometheus")
-PROMETHEUS_JOBS: dict[str, str] = {"api": "api"}
+# Supervisor program names and compose service names, in start-up order.
+SERVICES: tuple[str, ...] = (
+    "postgres",
+    "redis",
+    "upstream",
+    "api",
+    "traffic",
+    "chaos",
+    "receiver",
+    "alertmanager",
+    "blackbox",
+    "postgres-exporter",
+    "redis-exporter",
+    "prometheus",
+)
+# service -> Prometheus job whose `up` says the service answers (the exporters' jobs are
+# named after what they export, so `up{job="postgres"}` is the exporter, not the database).
+PROMETHEUS_JOBS: dict[str, str] = {
+    "api": "api",
+    "upstream": "upstream",
+    "postgres-exporter": "postgres",
+    "redis-exporter": "redis",
+    "blackbox": "blackbox",
+    "prometheus": "prometheus",
+}
 APP_ROLE = "drillbook"  # the service's database role and database name
+CHAOS_FILE = "chaos.json"  # the fault catalogue's private endpoints and token, mode 0600
 
 DriverKind = Literal["native", "compose"]
 PlatformVerb = Literal["restart", "stop", "start"]
 
 
 class State(TypedDict):
-    """What `up` writes to `state_path()`; `checks` reads it as plain JSON."""
+    """What `up` writes to `state_path()` (mode 0600); `checks` reads it as plain JSON."""
 
     driver: DriverKind
     started_at: str
@@ -33,6 +61,16 @@ class State(TypedDict):
     platform: dict[PlatformVerb, list[str]]  # argv with a "{service}" placeholder
     services: list[str]
     prometheus_jobs: dict[str, str]
+    secrets: dict[str, str]  # {"admin_token": ...}: the admin API's bearer token
+
+
+class ChaosAccess(TypedDict):
+    """What `up` writes to `chaos_path()` for the fault catalogue: never for runbooks."""
+
+    token: str
+    api: str
+    upstream: str
+    agent: str
 
 
 def sandbox_dir() -> Path:
@@ -47,14 +85,57 @@ def state_path() -> Path:
     return Path(override).resolve() if override else sandbox_dir() / "state.json"
 
 
-def loopback_endpoints(*, api: int, postgres: int, redis: int, prometheus: int) -> dict[str, str]:
-    """The endpoints of services published on these loopback ports."""
-    return {
-        "api": f"http://127.0.0.1:{api}",
-        "prometheus": f"http://127.0.0.1:{prometheus}",
-        "postgres": f"postgresql://{APP_ROLE}@127.0.0.1:{postgres}/{APP_ROLE}",
-        "redis": f"redis://127.0.0.1:{redis}/0",
-    }
+def chaos_path() -> Path:
+    """The fault catalogue's private file, next to the state file."""
+    return state_path().parent / CHAOS_FILE
+
+
+# Published endpoints: service -> (scheme and path around "127.0.0.1:PORT").
+ENDPOINT_FORMS: dict[str, str] = {
+    "api": "http://{host}",
+    "upstream": "http://{host}",
+    "prometheus": "http://{host}",
+    "alertmanager": "http://{host}",
+    "receiver": "http://{host}",
+    "blackbox": "http://{host}",
+    "postgres": f"postgresql://{APP_ROLE}@{{host}}/{APP_ROLE}",
+    "redis": "redis://{host}/0",
+}
+
+
+def loopback_endpoints(ports: Mapping[str, int]) -> dict[str, str]:
+    """The public endpoints of services published on these loopback ports."""
+    return {name: form.format(host=f"127.0.0.1:{ports[name]}") for name, form in ENDPOINT_FORMS.items()}
+
+
+def warm_cache(api_url: str, admin_token: str, *, timeout_s: float = 30.0) -> None:
+    """Warm the api's cache for the traffic's skills, as a deploy does before taking traffic."""
+    skills = [*SKILL_WEIGHTS, ROLLOUT_SKILL]
+    try:
+        response = httpx.post(
+            f"{api_url}/admin/cache/warm",
+            json={"skills": skills},
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        raise SandboxError(f"warming the cache failed: {type(exc).__name__}: {exc}") from exc
+    if response.status_code != 200 or sorted(response.json()["warmed"]) != sorted(skills):
+        raise SandboxError(f"warming the cache failed: HTTP {response.status_code}: {response.text[:300]}")
+
+
+def new_token() -> str:
+    """A fresh random token (admin or chaos), URL- and supervisord-safe."""
+    return secrets.token_urlsafe(24)
+
+
+def _write_private(path: Path, document: Mapping[str, object]) -> None:
+    """Write JSON atomically, readable by the owner only (it carries tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        Path(tmp.name).chmod(0o600)
+        json.dump(document, tmp, indent=2)
+    Path(tmp.name).replace(path)
 
 
 def write_state(
@@ -63,8 +144,9 @@ def write_state(
     driver: DriverKind,
     endpoints: Mapping[str, str],
     platform_prefix: Sequence[str],
+    admin_token: str,
 ) -> State:
-    """Write the state file atomically; `platform_prefix + [verb, "{service}"]` per verb."""
+    """Write the state file atomically, mode 0600; `platform_prefix + [verb, "{service}"]` per verb."""
     state: State = {
         "driver": driver,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -72,13 +154,24 @@ def write_state(
         "platform": {verb: [*platform_prefix, verb, "{service}"] for verb in ("restart", "stop", "start")},
         "services": list(SERVICES),
         "prometheus_jobs": dict(PROMETHEUS_JOBS),
+        "secrets": {"admin_token": admin_token},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        json.dump(state, tmp, indent=2)
-    Path(tmp.name).chmod(0o644)  # readable by whoever runs the runbooks
-    Path(tmp.name).replace(path)
+    _write_private(path, state)
     return state
+
+
+def write_chaos_access(path: Path, access: ChaosAccess) -> None:
+    _write_private(path, access)
+
+
+def read_chaos_access(path: Path) -> ChaosAccess:
+    try:
+        access: ChaosAccess = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotRunning(
+            f"no sandbox chaos file at {path}\nHint: start the sandbox with `python -m sandbox up`."
+        ) from None
+    return access
 
 
 def read_state(path: Path) -> State:
@@ -103,7 +196,11 @@ class Driver(ABC):
 
     @abstractmethod
     def up(self, *, timeout_s: float = 90.0) -> None:
-        """Start every service, wait until all are ready, write the state file."""
+        """Start every service, wait until all are ready, write the state file.
+
+        Idempotent: a sandbox that is already up is left as it is; a half-running one is
+        stopped and started again.
+        """
 
     @abstractmethod
     def down(self) -> None:
@@ -130,8 +227,15 @@ class Driver(ABC):
         """Start one stopped service again."""
 
 
-def run_command(argv: Sequence[str], *, timeout_s: float, hint: str, user: str | None = None) -> str:
-    """Run `argv` (never a shell), as `user` if given; return its stdout.
+def run_command(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    hint: str,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run `argv` (never a shell), as `user` and with `env` if given; return its stdout.
 
     Raises `CommandError` carrying the output and `hint` when it fails or times out.
     """
@@ -143,6 +247,7 @@ def run_command(argv: Sequence[str], *, timeout_s: float, hint: str, user: str |
             timeout=timeout_s,
             check=False,
             user=user,
+            env=None if env is None else dict(env),
             cwd="/",  # a directory any user may enter: initdb runs as postgres and checks its cwd
         )
     except subprocess.TimeoutExpired as exc:

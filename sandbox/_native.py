@@ -2,20 +2,32 @@
 
 Everything lives in one working directory (`sandbox_dir()`), wiped at `up`:
 
-    supervisord.conf  supervisor.sock  supervisord.pid  supervisord.log  state.json
+    supervisord.conf  supervisor.sock  supervisord.pid  supervisord.log
+    state.json  chaos.json              what `up` publishes (mode 0600: they hold tokens)
     logs/<service>.log                  one log per service (stdout + stderr)
     postgres/data  postgres/.s.PGSQL.*  cluster and its unix socket (owned by `postgres` as root)
     prometheus/prometheus.yml  prometheus/data
+    alertmanager/alertmanager.yml  alertmanager/data
+    traffic.heartbeat
+
+The first `up` keeps a copy of the empty cluster initdb made in ~/.cache/drillbook
+($XDG_CACHE_HOME); later ones copy it instead of running initdb again.
 
 Services listen on free loopback ports. supervisord never restarts a service
 (`autorestart=false`), so a service stopped or crashed in a drill stays down
 until someone starts it. When run as root, PostgreSQL runs as the `postgres`
 OS user, because it refuses to run as root.
+
+Start-up has three stages so that nothing pages while the sandbox comes up: every
+server starts at once; the api and the postgres exporter once the schema is applied
+(before that the exporter would report the database down); the traffic generator once
+the api's /health answers 200.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 import pwd
@@ -44,10 +56,14 @@ from sandbox._driver import (
     REPO_ROOT,
     SERVICES,
     Driver,
+    chaos_path,
     check_service,
     loopback_endpoints,
+    new_token,
     run_command,
     sandbox_dir,
+    warm_cache,
+    write_chaos_access,
     write_state,
 )
 from sandbox._errors import NotRunning, SandboxError, StartupError
@@ -69,6 +85,8 @@ CRASHED = frozenset({"BACKOFF", "EXITED", "FATAL"})  # supervisor states of a fa
 SHUTDOWN_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 30.0
 PROCFS = Path("/proc/self/stat").exists()
+PG_MAX_CONNECTIONS = 20  # small on purpose: the pool-exhaustion drill fills it
+PYTHON_SERVICES = frozenset({"api", "upstream", "traffic", "chaos", "receiver"})
 
 
 @dataclass(frozen=True)
@@ -101,31 +119,30 @@ class Layout:
     def prometheus(self) -> Path:
         return self.root / "prometheus"
 
+    @property
+    def alertmanager(self) -> Path:
+        return self.root / "alertmanager"
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.root / "traffic.heartbeat"
+
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
 
 
-@dataclass(frozen=True)
-class Ports:
-    api: int
-    postgres: int
-    redis: int
-    prometheus: int
+LISTENERS = tuple(service for service in SERVICES if service != "traffic")  # what needs a port
+STARTED_AFTER_SCHEMA = ("api", "postgres-exporter")
+STARTED_AFTER_API = ("traffic",)
 
-    @classmethod
-    def pick(cls) -> Ports:
-        """Free loopback ports, all held open together so that they differ."""
-        with ExitStack() as stack:
-            socks = [stack.enter_context(socket.socket()) for _ in SERVICES]
-            for sock in socks:
-                sock.bind(("127.0.0.1", 0))
-            api, postgres, redis, prometheus = (sock.getsockname()[1] for sock in socks)
-        return cls(api=api, postgres=postgres, redis=redis, prometheus=prometheus)
 
-    def endpoints(self) -> dict[str, str]:
-        return loopback_endpoints(
-            api=self.api, postgres=self.postgres, redis=self.redis, prometheus=self.prometheus
-        )
+def pick_ports() -> dict[str, int]:
+    """A free loopback port per listening service, all held open together so that they differ."""
+    with ExitStack() as stack:
+        socks = {name: stack.enter_context(socket.socket()) for name in LISTENERS}
+        for sock in socks.values():
+            sock.bind(("127.0.0.1", 0))
+        return {name: sock.getsockname()[1] for name, sock in socks.items()}
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,10 @@ class Binaries:
     postgres: Path
     redis_server: Path
     prometheus: Path
+    alertmanager: Path
+    blackbox_exporter: Path
+    postgres_exporter: Path
+    redis_exporter: Path
 
     @classmethod
     def find(cls) -> Binaries:
@@ -149,6 +170,10 @@ class Binaries:
             "postgres": ["postgres", *(f"{d}/postgres" for d in pg_dirs)],
             "redis_server": ["redis-server"],
             "prometheus": ["prometheus"],
+            "alertmanager": ["prometheus-alertmanager", "alertmanager"],
+            "blackbox_exporter": ["prometheus-blackbox-exporter", "blackbox_exporter"],
+            "postgres_exporter": ["prometheus-postgres-exporter", "postgres_exporter"],
+            "redis_exporter": ["prometheus-redis-exporter", "redis_exporter"],
         }
         found: dict[str, Path] = {}
         missing: list[str] = []
@@ -162,7 +187,9 @@ class Binaries:
             raise SandboxError(
                 "the native sandbox needs executables that were not found: "
                 + "; ".join(missing)
-                + "\nHint: install the OS packages (apt install postgresql redis-server prometheus)"
+                + "\nHint: install the OS packages (scripts/install-os-packages test: postgresql"
+                " redis-server prometheus prometheus-alertmanager prometheus-blackbox-exporter"
+                " prometheus-postgres-exporter prometheus-redis-exporter)"
                 " and the project in this interpreter's venv (pip install -e .[dev]),"
                 " or use --driver compose."
             )
@@ -215,25 +242,36 @@ class NativeDriver(Driver):
     def __init__(self) -> None:
         super().__init__()
         self.layout = Layout(sandbox_dir())
+        self._deferred = frozenset(("postgres", *STARTED_AFTER_SCHEMA, *STARTED_AFTER_API))
+        self.timings: dict[str, float] = {}  # seconds from the start of the last `up` to each phase
         self.postgres_user = PG_SUPERUSER if os.geteuid() == 0 else None
 
     # -- the Driver interface ------------------------------------------------------------
 
     def up(self, *, timeout_s: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout_s
+        started_up = time.monotonic()
+        deadline = started_up + timeout_s
+        self.timings = {}
         binaries = Binaries.find()
         if self._supervisord_pid() is not None:
-            log.info("stopping the sandbox already running in %s", self.layout.root)
+            if self.state_file.exists() and set(self.status().values()) == {"running"}:
+                log.info("the sandbox in %s is already up", self.layout.root)
+                return  # idempotent: same processes, ports and tokens
+            log.info("stopping the half-running sandbox in %s", self.layout.root)
             self.down()
         self._recreate_root()
-        ports = Ports.pick()
-        endpoints = ports.endpoints()
+        ports = pick_ports()
+        endpoints = loopback_endpoints(ports)
+        admin_token, chaos_token = new_token(), new_token()
         failing: str | None = None  # the service to blame; None: supervisord or set-up
         try:
-            self._initdb(binaries, timeout_s=deadline - time.monotonic())
-            self._write_configs(binaries, ports, endpoints)
+            # Prometheus first: it scrapes nothing for its first ~5 s (its scrape manager
+            # applies targets on a 5 s tick), so that clock starts while PostgreSQL is set up.
+            self._write_configs(binaries, ports, endpoints, admin_token=admin_token, chaos_token=chaos_token)
             self._start_supervisord(binaries, deadline)
-            admin_dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{ports.postgres}/postgres"
+            self._initdb(binaries, timeout_s=deadline - time.monotonic())
+            self._start_now(("postgres",))
+            admin_dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{ports['postgres']}/postgres"
             failing = "postgres"
             self._await(
                 "postgres",
@@ -244,6 +282,7 @@ class NativeDriver(Driver):
             started = time.monotonic()
             _bootstrap_database(admin_dsn, endpoints["postgres"])
             log.info("schema applied in %.1fs", time.monotonic() - started)
+            self._start_now(STARTED_AFTER_SCHEMA)
             failing = "redis"
             self._await(
                 "redis",
@@ -251,12 +290,31 @@ class NativeDriver(Driver):
                 deadline,
                 tried=f"PING {endpoints['redis']}",
             )
-            failing = "api"
-            health = f"{endpoints['api']}/health"
-            self._await("api", partial(http_ok, health), deadline, tried=f"GET {health} == 200")
+            for service, url in (
+                ("upstream", f"{endpoints['upstream']}/health"),
+                ("receiver", f"{endpoints['receiver']}/health"),
+                ("chaos", f"http://127.0.0.1:{ports['chaos']}/health"),
+                ("api", f"{endpoints['api']}/health"),
+            ):
+                failing = service
+                self._await(service, partial(http_ok, url), deadline, tried=f"GET {url} == 200")
+            warm_cache(endpoints["api"], admin_token, timeout_s=max(1.0, deadline - time.monotonic()))
+            self._start_now(STARTED_AFTER_API)
+            for service, url in (
+                ("alertmanager", f"{endpoints['alertmanager']}/-/ready"),
+                ("blackbox", f"{endpoints['blackbox']}/-/healthy"),
+                ("postgres-exporter", f"http://127.0.0.1:{ports['postgres-exporter']}/metrics"),
+                ("redis-exporter", f"http://127.0.0.1:{ports['redis-exporter']}/metrics"),
+                ("prometheus", f"{endpoints['prometheus']}/-/ready"),
+            ):
+                failing = service
+                self._await(service, partial(http_ok, url), deadline, tried=f"GET {url} == 200")
+            self.timings["healthy"] = time.monotonic() - started_up
+            failing = "traffic"
+            self._await(
+                "traffic", partial(_file_exists, self.layout.heartbeat), deadline, tried="its heartbeat file"
+            )
             failing = "prometheus"
-            ready = f"{endpoints['prometheus']}/-/ready"
-            self._await("prometheus", partial(http_ok, ready), deadline, tried=f"GET {ready} == 200")
             query = 'up{job="api"} == 1'
             self._await(
                 "prometheus",
@@ -265,6 +323,7 @@ class NativeDriver(Driver):
                 tried=f"query {query} at {endpoints['prometheus']}",
                 what="prometheus scraping api",
             )
+            self.timings["scraped"] = time.monotonic() - started_up
         except SandboxError as exc:
             tail = self._log_tail(failing)
             self.down()
@@ -276,13 +335,32 @@ class NativeDriver(Driver):
         except BaseException:
             self.down()
             raise
-        write_state(self.state_file, driver="native", endpoints=endpoints, platform_prefix=self._ctl())
+        write_chaos_access(
+            chaos_path(),
+            {
+                "token": chaos_token,
+                "api": endpoints["api"],
+                "upstream": endpoints["upstream"],
+                "agent": f"http://127.0.0.1:{ports['chaos']}",
+            },
+        )
+        write_state(
+            self.state_file,
+            driver="native",
+            endpoints=endpoints,
+            platform_prefix=self._ctl(),
+            admin_token=admin_token,
+        )
 
     def down(self) -> None:
         pid = self._supervisord_pid()
         if pid is not None:
             started = time.monotonic()
-            os.kill(pid, signal.SIGTERM)  # supervisord stops every service, then exits
+            try:  # every service at once; on SIGTERM alone supervisord stops them one by one
+                self._rpc().supervisor.stopAllProcesses(False)
+            except (OSError, xmlrpc.client.Error) as exc:
+                log.warning("stopAllProcesses failed (%s); supervisord stops them on SIGTERM", exc)
+            os.kill(pid, signal.SIGTERM)  # supervisord waits for its services, then exits
 
             def exited() -> None:  # the pid, not the pid file: supervisord removes it first
                 if _pid_alive(pid):
@@ -297,6 +375,7 @@ class NativeDriver(Driver):
             )
             log.info("sandbox stopped in %.1fs", time.monotonic() - started)
         self.state_file.unlink(missing_ok=True)
+        chaos_path().unlink(missing_ok=True)
 
     def status(self) -> dict[str, str]:
         if self._supervisord_pid() is None:
@@ -336,6 +415,15 @@ class NativeDriver(Driver):
             hint=f"read `python -m sandbox logs {service}` and {self.layout.root}/supervisord.log.",
         )
 
+    def _start_now(self, services: tuple[str, ...]) -> None:
+        """Ask supervisord to start `services` without waiting; `_await` checks them later."""
+        rpc = self._rpc()
+        for service in services:
+            try:
+                rpc.supervisor.startProcess(service, False)
+            except (OSError, xmlrpc.client.Error) as exc:
+                raise SandboxError(f"supervisord could not start {service}: {exc}") from exc
+
     def _supervisord_pid(self) -> int | None:
         try:
             pid = int(self.layout.pidfile.read_text().strip())
@@ -374,7 +462,13 @@ class NativeDriver(Driver):
                 " directory."
             )
         shutil.rmtree(root, ignore_errors=True)
-        for path in (root, self.layout.logs, self.layout.postgres, self.layout.prometheus):
+        for path in (
+            root,
+            self.layout.logs,
+            self.layout.postgres,
+            self.layout.prometheus,
+            self.layout.alertmanager,
+        ):
             path.mkdir(parents=True)
         (root / MARKER).touch()
         if self.postgres_user is not None:
@@ -392,99 +486,169 @@ class NativeDriver(Driver):
                     " non-root user."
                 ) from None
         started = time.monotonic()
+        data = self.layout.postgres / "data"
+        argv = [
+            str(binaries.initdb),
+            "--pgdata",
+            str(data),
+            "--username",
+            PG_SUPERUSER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C",
+            "--no-sync",
+        ]
+        version = run_command(
+            [str(binaries.initdb), "--version"], timeout_s=timeout_s, hint="initdb is broken"
+        )
+        key = hashlib.sha256("\0".join([version, *argv[3:]]).encode()).hexdigest()[:12]
+        template = _cache_dir() / f"pgdata-{key}"
+        if template.is_dir():  # a copy of an empty cluster made by this same initdb
+            run_command(
+                ["cp", "-a", str(template), str(data)], timeout_s=timeout_s, hint=f"remove {template}"
+            )
+            log.info("postgres cluster copied from %s in %.1fs", template, time.monotonic() - started)
+            return
         run_command(
-            [
-                str(binaries.initdb),
-                "--pgdata",
-                str(self.layout.postgres / "data"),
-                "--username",
-                PG_SUPERUSER,
-                "--auth",
-                "trust",
-                "--encoding",
-                "UTF8",
-                "--locale",
-                "C",
-                "--no-sync",
-            ],
+            argv,
             timeout_s=timeout_s,
             hint="the output above is initdb's; as root, the postgres OS user must be able to"
             f" reach {self.layout.postgres}.",
             user=self.postgres_user,
         )
+        _save_template(data, template, timeout_s=timeout_s)
         log.info("postgres cluster initialised in %.1fs", time.monotonic() - started)
 
-    def _write_configs(self, binaries: Binaries, ports: Ports, endpoints: dict[str, str]) -> None:
+    def _write_configs(
+        self,
+        binaries: Binaries,
+        ports: dict[str, int],
+        endpoints: dict[str, str],
+        *,
+        admin_token: str,
+        chaos_token: str,
+    ) -> None:
+        config = PACKAGE_DIR / "config"
+        loopback = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         prometheus_yml = self.layout.prometheus / "prometheus.yml"
-        template = Template((PACKAGE_DIR / "config" / "prometheus.native.yml").read_text())
         prometheus_yml.write_text(
-            template.substitute(
-                api_target=f"127.0.0.1:{ports.api}",
-                prometheus_target=f"127.0.0.1:{ports.prometheus}",
+            Template((config / "prometheus.native.yml").read_text()).substitute(
+                rules_dir=str(config / "rules"),
+                api_target=loopback["api"],
+                upstream_target=loopback["upstream"],
+                postgres_exporter_target=loopback["postgres-exporter"],
+                redis_exporter_target=loopback["redis-exporter"],
+                blackbox_target=loopback["blackbox"],
+                alertmanager_target=loopback["alertmanager"],
+                prometheus_target=loopback["prometheus"],
             )
         )
+        alertmanager_yml = self.layout.alertmanager / "alertmanager.yml"
+        alertmanager_yml.write_text(
+            Template((config / "alertmanager.yml").read_text()).substitute(receiver_url=endpoints["receiver"])
+        )
+
+        def uvicorn(module: str, service: str) -> list[str]:
+            return [
+                sys.executable, "-m", "uvicorn", f"{module}:app", "--host", "127.0.0.1",
+                "--port", str(ports[service]), "--no-access-log",
+            ]  # fmt: skip
+
         programs = {
             "postgres": [
                 str(binaries.postgres),
-                "-D",
-                str(self.layout.postgres / "data"),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                f"port={ports.postgres}",
-                "-k",
-                str(self.layout.postgres),
-                "-c",
-                "fsync=off",
+                "-D", str(self.layout.postgres / "data"),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", f"port={ports['postgres']}",
+                "-k", str(self.layout.postgres),
+                "-c", "fsync=off",
+                "-c", f"max_connections={PG_MAX_CONNECTIONS}",
             ],
             "redis": [
                 str(binaries.redis_server),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(ports.redis),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                "--bind", "127.0.0.1",
+                "--port", str(ports["redis"]),
+                "--save", "",
+                "--appendonly", "no",
             ],
-            "api": [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "sandbox.service.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports.api),
-                "--no-access-log",
+            "upstream": uvicorn("sandbox.service.upstream", "upstream"),
+            "api": uvicorn("sandbox.service.app", "api"),
+            "traffic": [sys.executable, "-m", "sandbox.service.traffic"],
+            "chaos": uvicorn("sandbox.service.agent", "chaos"),
+            "receiver": uvicorn("sandbox.service.receiver", "receiver"),
+            "alertmanager": [
+                str(binaries.alertmanager),
+                f"--config.file={alertmanager_yml}",
+                f"--storage.path={self.layout.alertmanager / 'data'}",
+                f"--web.listen-address={loopback['alertmanager']}",
+                "--cluster.listen-address=",  # no gossip port: a single instance
+            ],
+            "blackbox": [
+                str(binaries.blackbox_exporter),
+                f"--config.file={config / 'blackbox.yml'}",
+                f"--web.listen-address={loopback['blackbox']}",
+            ],
+            "postgres-exporter": [
+                str(binaries.postgres_exporter),
+                f"--web.listen-address={loopback['postgres-exporter']}",
+                f"--extend.query-path={config / 'postgres-exporter-queries.yml'}",
+            ],
+            "redis-exporter": [
+                str(binaries.redis_exporter),
+                "-redis.addr", endpoints["redis"],
+                "-web.listen-address", loopback["redis-exporter"],
             ],
             "prometheus": [
                 str(binaries.prometheus),
                 f"--config.file={prometheus_yml}",
                 f"--storage.tsdb.path={self.layout.prometheus / 'data'}",
-                f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+                f"--web.listen-address={loopback['prometheus']}",
             ],
+        }  # fmt: skip
+        python_env = {"PYTHONUNBUFFERED": "1", "CHAOS_TOKEN": chaos_token}
+        environments: dict[str, dict[str, str]] = {
+            "api": {
+                **python_env,
+                "DATABASE_URL": endpoints["postgres"],
+                "REDIS_URL": endpoints["redis"],
+                "UPSTREAM_URL": endpoints["upstream"],
+                "ADMIN_TOKEN": admin_token,
+            },
+            "upstream": python_env,
+            "receiver": python_env,
+            "chaos": {**python_env, "DATABASE_URL": endpoints["postgres"], "API_URL": endpoints["api"]},
+            "traffic": {
+                "PYTHONUNBUFFERED": "1",
+                "API_URL": endpoints["api"],
+                "TRAFFIC_HEARTBEAT": str(self.layout.heartbeat),
+            },
+            "postgres-exporter": {
+                "DATA_SOURCE_NAME": f"{endpoints['postgres']}?sslmode=disable",
+                "PG_EXPORTER_EXTEND_QUERY_PATH": str(config / "postgres-exporter-queries.yml"),
+            },
         }
         extra = {
             # fast shutdown: SIGTERM would wait for the api's pooled connections to close
             "postgres": [
                 "stopsignal=INT",
                 *([f"user={self.postgres_user}"] if self.postgres_user else []),
+                "autostart=false",  # started once initdb is done
             ],
-            "api": [
-                f"directory={_ini(str(REPO_ROOT))}",
-                "environment="
-                + ",".join(
-                    f'{key}="{_ini(value)}"'
-                    for key, value in {
-                        "DATABASE_URL": endpoints["postgres"],
-                        "REDIS_URL": endpoints["redis"],
-                        "PYTHONUNBUFFERED": "1",
-                    }.items()
-                ),
-            ],
+            **{
+                name: [f"autostart={'false' if name in self._deferred else 'true'}"]
+                for name in programs
+                if name != "postgres"
+            },
         }
+        for name, env in environments.items():
+            extra[name].append(
+                "environment=" + ",".join(f'{key}="{_ini(value)}"' for key, value in env.items())
+            )
+            if name in PYTHON_SERVICES:
+                extra[name].append(f"directory={_ini(str(REPO_ROOT))}")
         root = self.layout.root
         lines = [
             "; generated by sandbox/_native.py at `up`; edits are lost at the next `up`",
@@ -509,7 +673,6 @@ class NativeDriver(Driver):
                 "",
                 f"[program:{name}]",
                 f"command={_ini(shlex.join(argv))}",
-                "autostart=true",
                 "autorestart=false",
                 "startsecs=1",
                 "startretries=0",
@@ -520,6 +683,7 @@ class NativeDriver(Driver):
                 *extra.get(name, []),
             ]
         self.layout.conf.write_text("\n".join(lines) + "\n")
+        self.layout.conf.chmod(0o600)  # it carries the tokens
 
     def _start_supervisord(self, binaries: Binaries, deadline: float) -> None:
         started = time.monotonic()
@@ -590,3 +754,26 @@ def _bootstrap_database(admin_dsn: str, app_dsn: str) -> None:
             f"could not bootstrap the database: {type(exc).__name__}: {exc}\n"
             "Hint: check sandbox/sql/schema.sql and the postgres log."
         ) from exc
+
+
+def _cache_dir() -> Path:
+    """Where the empty-cluster template lives: $XDG_CACHE_HOME/drillbook or ~/.cache/drillbook."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "drillbook"
+
+
+def _save_template(data: Path, template: Path, *, timeout_s: float) -> None:
+    """Keep a copy of a fresh cluster so that the next `up` skips initdb (best effort)."""
+    partial = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        run_command(["cp", "-a", str(data), str(partial)], timeout_s=timeout_s, hint="")
+        partial.rename(template)
+    except (OSError, SandboxError) as exc:
+        log.info("no initdb template kept (%s); the next up runs initdb again", exc)
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _file_exists(path: Path) -> None:
+    if not path.exists():
+        raise NotReady(f"{path} does not exist yet")
