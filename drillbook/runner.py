@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import concurrent.futures
 import copy
 import getpass
 import json
@@ -22,11 +23,11 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jupytext
 import nbformat
@@ -38,6 +39,8 @@ from checks.actions import ACTION_MIME
 from checks.severity import SEVERITY_MIME
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.redact import Redactor
+
+T = TypeVar("T")
 
 __all__ = [
     "CellEvent",
@@ -385,7 +388,7 @@ def _execute(
         on_cell_executed=finished,
     )
     try:
-        asyncio.run(asyncio.wait_for(client.async_execute(), timeout_s))
+        _run_to_completion(asyncio.wait_for(client.async_execute(), timeout_s))
         record.status = "ok"
     except CellExecutionError as exc:
         record.status, record.error, record.error_name = "error", _ANSI.sub("", str(exc)), exc.ename
@@ -413,6 +416,17 @@ def _execute(
         "duration_s": record.duration_s,
     }
     return Execution(nb, record)
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to its end, even when this thread already runs an event loop
+    (a Jupyter session, a browser driver, an async test): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="drillbook-run") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _assigned(nb: nbformat.NotebookNode) -> dict[str, Any]:

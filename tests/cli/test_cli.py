@@ -274,3 +274,17 @@ def test_incident_new_drafts_a_post_mortem_whose_timeline_comes_from_the_runs(
     assert text.count("runs the service-down runbook") == 2
     assert "verified: health OK" in text
     assert "HH:MM" not in text  # the example rows gave way to the real timeline
+
+
+def test_a_runbook_runs_from_inside_a_running_event_loop(tmp_path: Path) -> None:
+    """As from a Jupyter session or an async test: the runner must not need the thread's loop."""
+    import asyncio
+
+    from drillbook.runner import Runbook, execute
+
+    book = notebook(tmp_path, "inside", "answer = 6 * 7\nprint(answer)")
+
+    async def from_a_loop() -> str:
+        return execute(Runbook.find(str(book)), parameters={"env": "sandbox"}).record.status
+
+    assert asyncio.run(from_a_loop()) == "ok"
