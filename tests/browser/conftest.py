@@ -120,7 +120,9 @@ def requests_seen() -> Requests:
     return Requests()
 
 
-@pytest.fixture(scope="session")
+# Module scope: the driver runs an event loop in this thread for as long as it is
+# open, and no test outside the browser modules should run inside it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="pip install playwright (no browser download)"

@@ -6,17 +6,19 @@ code, and a complete record of whatever did run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
-from drillbook.runner import project_root
+from drillbook.runner import Runbook, execute, project_root
 
 ROOT = project_root()
 HEADER = """\
@@ -278,13 +280,14 @@ def test_incident_new_drafts_a_post_mortem_whose_timeline_comes_from_the_runs(
 
 def test_a_runbook_runs_from_inside_a_running_event_loop(tmp_path: Path) -> None:
     """As from a Jupyter session or an async test: the runner must not need the thread's loop."""
-    import asyncio
-
-    from drillbook.runner import Runbook, execute
 
     book = notebook(tmp_path, "inside", "answer = 6 * 7\nprint(answer)")
 
     async def from_a_loop() -> str:
         return execute(Runbook.find(str(book)), parameters={"env": "sandbox"}).record.status
 
-    assert asyncio.run(from_a_loop()) == "ok"
+    statuses: list[str] = []
+    caller = threading.Thread(target=lambda: statuses.append(asyncio.run(from_a_loop())))
+    caller.start()
+    caller.join(timeout=120)
+    assert statuses == ["ok"]
