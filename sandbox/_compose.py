@@ -28,11 +28,10 @@ from sandbox._driver import (
     check_service,
     loopback_endpoints,
     new_token,
+    record_started,
     run_command,
     sandbox_dir,
     warm_cache,
-    write_chaos_access,
-    write_state,
 )
 from sandbox._errors import CommandError, SandboxError, StartupError
 from sandbox._readiness import prometheus_has_sample, wait_for
@@ -133,21 +132,14 @@ class ComposeDriver(Driver):
                 log_tail=tail,
             ) from exc
         endpoints = loopback_endpoints(ports)
-        write_chaos_access(
-            chaos_path(),
-            {
-                "token": chaos_token,
-                "api": endpoints["api"],
-                "upstream": endpoints["upstream"],
-                "agent": f"http://127.0.0.1:{ports['chaos']}",
-            },
-        )
-        write_state(
+        record_started(
             self.state_file,
             driver="compose",
             endpoints=endpoints,
+            ports=ports,
             platform_prefix=self.base,
             admin_token=admin_token,
+            chaos_token=chaos_token,
         )
         log.info("compose sandbox %s ready", self.project)
 

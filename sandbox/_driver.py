@@ -164,6 +164,35 @@ def write_chaos_access(path: Path, access: ChaosAccess) -> None:
     _write_private(path, access)
 
 
+def record_started(
+    state_file: Path,
+    *,
+    driver: DriverKind,
+    endpoints: Mapping[str, str],
+    ports: Mapping[str, int],
+    platform_prefix: Sequence[str],
+    admin_token: str,
+    chaos_token: str,
+) -> State:
+    """Write what a started sandbox leaves behind: the private chaos file, then the state file."""
+    write_chaos_access(
+        chaos_path(),
+        {
+            "token": chaos_token,
+            "api": endpoints["api"],
+            "upstream": endpoints["upstream"],
+            "agent": f"http://127.0.0.1:{ports['chaos']}",
+        },
+    )
+    return write_state(
+        state_file,
+        driver=driver,
+        endpoints=endpoints,
+        platform_prefix=platform_prefix,
+        admin_token=admin_token,
+    )
+
+
 def read_chaos_access(path: Path) -> ChaosAccess:
     try:
         access: ChaosAccess = json.loads(path.read_text())

@@ -60,11 +60,10 @@ from sandbox._driver import (
     check_service,
     loopback_endpoints,
     new_token,
+    record_started,
     run_command,
     sandbox_dir,
     warm_cache,
-    write_chaos_access,
-    write_state,
 )
 from sandbox._errors import NotRunning, SandboxError, StartupError
 from sandbox._readiness import (
@@ -335,21 +334,14 @@ class NativeDriver(Driver):
         except BaseException:
             self.down()
             raise
-        write_chaos_access(
-            chaos_path(),
-            {
-                "token": chaos_token,
-                "api": endpoints["api"],
-                "upstream": endpoints["upstream"],
-                "agent": f"http://127.0.0.1:{ports['chaos']}",
-            },
-        )
-        write_state(
+        record_started(
             self.state_file,
             driver="native",
             endpoints=endpoints,
+            ports=ports,
             platform_prefix=self._ctl(),
             admin_token=admin_token,
+            chaos_token=chaos_token,
         )
 
     def down(self) -> None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import ipaddress
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -40,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from sandbox.service.control import chaos_refusal, control_networks
 from sandbox.service.corpus import SUPPORT_TOOL_USER_ID, SUSPICIOUS_ADDRESS, USERS, api_key
 
 log = logging.getLogger("sandbox.agent")
@@ -146,24 +145,14 @@ def create_app() -> Starlette:
     if missing:
         raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
     token = env["CHAOS_TOKEN"]
-    allowed = tuple(
-        ipaddress.ip_network(part.strip())
-        for part in env.get("CONTROL_ALLOW_FROM", "127.0.0.0/8,::1/128").split(",")
-        if part.strip()
-    )
+    allowed = control_networks(os.environ)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     neighbours = Neighbours(database_url=env["DATABASE_URL"], api_url=env["API_URL"])
 
     def refused(request: Request) -> JSONResponse | None:
-        peer = request.client.host if request.client else ""
-        if not any(ipaddress.ip_address(peer) in net for net in allowed):
-            return JSONResponse({"error": "loopback only"}, status_code=403)
-        given = request.headers.get("x-chaos-token")
-        if not given:
-            return JSONResponse({"error": "missing X-Chaos-Token"}, status_code=401)
-        if not hmac.compare_digest(given, token):
-            return JSONResponse({"error": "wrong chaos token"}, status_code=403)
+        if (refusal := chaos_refusal(request, token=token, networks=allowed)) is not None:
+            return refusal
         return None
 
     async def faults(request: Request) -> JSONResponse:

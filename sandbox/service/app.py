@@ -69,6 +69,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from sandbox.service.control import LOOPBACK, allows, control_networks, networks
 from sandbox.service.corpus import DOCUMENTS, ROLLOUT_SKILL, ROLLOUT_STABLE, SKILL_WEIGHTS, key_digest
 
 log = logging.getLogger("sandbox.service")
@@ -78,7 +79,6 @@ DEFAULT_CACHE_TTL_S = 300
 TTL_JITTER = 0.25  # each entry lives ttl * (1 ± jitter): no synchronised expiry waves
 DEFAULT_UPSTREAM_TIMEOUT_S = 5.0
 DEFAULT_ROLLOUT = 10
-LOOPBACK = "127.0.0.0/8,::1/128"
 PROBE_TIMEOUT_S = 1.5  # per dependency, so /health answers even when one hangs
 POOL_TIMEOUT_S = 2.0  # waiting for a free database connection
 CONNECT_TIMEOUT_S = 2  # libpq takes whole seconds
@@ -127,21 +127,9 @@ class Settings:
             cache_ttl_s=int(env.get("CACHE_TTL_SECONDS", DEFAULT_CACHE_TTL_S)),
             upstream_timeout_s=float(env.get("UPSTREAM_TIMEOUT_SECONDS", DEFAULT_UPSTREAM_TIMEOUT_S)),
             rollout_default=int(env.get("ROLLOUT_DEFAULT_PERCENTAGE", DEFAULT_ROLLOUT)),
-            control_networks=_networks(env.get("CONTROL_ALLOW_FROM", LOOPBACK)),
-            trusted_proxies=_networks(env.get("TRUSTED_PROXIES", LOOPBACK)),
+            control_networks=control_networks(env),
+            trusted_proxies=networks(env.get("TRUSTED_PROXIES", LOOPBACK)),
         )
-
-
-def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(part.strip()) for part in spec.split(",") if part.strip())
-
-
-def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 class CircuitBreaker:
@@ -394,7 +382,7 @@ def client_address(request: Request, settings: Settings) -> str:
     """The caller: the first X-Forwarded-For hop when a trusted proxy sent it, else the peer."""
     peer = request.client.host if request.client else "0.0.0.0"  # noqa: S104  # not a bind
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and _in(peer, settings.trusted_proxies):
+    if forwarded and allows(peer, settings.trusted_proxies):
         first = forwarded.split(",")[0].strip()
         try:
             return str(ipaddress.ip_address(first))
@@ -405,7 +393,7 @@ def client_address(request: Request, settings: Settings) -> str:
 
 def _require_control(request: Request, settings: Settings) -> None:
     peer = request.client.host if request.client else ""
-    if not _in(peer, settings.control_networks):
+    if not allows(peer, settings.control_networks):
         raise HTTPException(403, "control routes answer on the loopback interface only")
 
 

@@ -21,8 +21,6 @@ as real providers do.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import ipaddress
 import logging
 import os
 import time
@@ -35,6 +33,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from sandbox.service.control import chaos_refusal, control_networks
 
 log = logging.getLogger("sandbox.upstream")
 
@@ -70,11 +70,7 @@ def create_app() -> Starlette:
     token = os.environ.get("CHAOS_TOKEN", "")
     if not token:
         raise RuntimeError("missing environment variable CHAOS_TOKEN")
-    allowed = tuple(
-        ipaddress.ip_network(part.strip())
-        for part in os.environ.get("CONTROL_ALLOW_FROM", "127.0.0.0/8,::1/128").split(",")
-        if part.strip()
-    )
+    allowed = control_networks(os.environ)
     registry = CollectorRegistry()
     served = Counter(
         "upstream_stub_requests", "Completion requests by status code.", ["status"], registry=registry
@@ -156,14 +152,8 @@ def create_app() -> Starlette:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def chaos_route(request: Request) -> JSONResponse:
-        peer = request.client.host if request.client else ""
-        if not any(ipaddress.ip_address(peer) in net for net in allowed):
-            return JSONResponse({"error": "loopback only"}, status_code=403)
-        given = request.headers.get("x-chaos-token")
-        if not given:
-            return JSONResponse({"error": "missing X-Chaos-Token"}, status_code=401)
-        if not hmac.compare_digest(given, token):
-            return JSONResponse({"error": "wrong chaos token"}, status_code=403)
+        if (refusal := chaos_refusal(request, token=token, networks=allowed)) is not None:
+            return refusal
         if request.method == "GET":
             return JSONResponse(chaos.public())
         before = chaos.public()
