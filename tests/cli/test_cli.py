@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -244,39 +243,14 @@ def test_plan_lists_every_mitigation_with_its_exact_command_and_changes_nothing(
 
 
 def test_a_kernel_that_dies_is_reported_and_leaves_no_sockets_behind(tmp_path: Path) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("drillbook-kernel-*"))
+    scratch = tmp_path / "tmp"  # the kernel's socket folder goes here, away from other runs
+    scratch.mkdir()
     book = notebook(tmp_path, "dies", "alive = True", "import os\nos._exit(3)")
-    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"), env={"TMPDIR": str(scratch)})
     assert done.returncode == 4
     assert "the kernel died" in done.stderr
     assert record_of(tmp_path / "out", "dies")["status"] == "error"
-    assert set(Path(tempfile.gettempdir()).glob("drillbook-kernel-*")) <= before
-
-
-@pytest.mark.sandbox
-def test_incident_new_drafts_a_post_mortem_whose_timeline_comes_from_the_runs(
-    sandbox: object, tmp_path: Path
-) -> None:
-    runs = tmp_path / "runs"
-    for name, incident in (("first", "INC-42"), ("second", "INC-42"), ("other", "INC-7")):
-        done = drillbook("run", "service-down", "--incident", incident, "--out", str(runs / name))
-        assert done.returncode == 0, done.stderr
-    draft_path = tmp_path / "postmortem.md"
-
-    done = drillbook(
-        "incident", "new", "--title", "API not answering", "--level", "P0", "--lead", "Robin",
-        "--incident", "INC-42", "--records", str(runs), "--out", str(draft_path),
-    )  # fmt: skip
-
-    assert done.returncode == 0, done.stderr
-    assert "2 runs in its timeline" in done.stdout
-    text = draft_path.read_text()
-    assert text.startswith("# Post-mortem: API not answering")
-    assert "| Severity | SEV1 (P0) |" in text
-    assert "| Incident commander | Robin |" in text
-    assert text.count("runs the service-down runbook") == 2
-    assert "verified: health OK" in text
-    assert "HH:MM" not in text  # the example rows gave way to the real timeline
+    assert list(scratch.glob("drillbook-kernel-*")) == []
 
 
 def test_a_runbook_runs_from_inside_a_running_event_loop(tmp_path: Path) -> None:
