@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ __all__ = [
     "StatusPage",
     "check_health",
     "check_latency",
+    "check_listening",
     "check_status_page",
     "latency_sample",
     "status_page",
@@ -260,3 +262,35 @@ def check_status_page(
     evidence = {"url": url, "indicator": page.indicator, "degraded_components": degraded}
     status = {"none": Status.OK, "minor": Status.WARN}.get(page.indicator, Status.CRIT)
     return CheckResult("status-page", status, f"{page.indicator}: {page.description}", evidence)
+
+
+def check_listening(target: Targets | str, *, timeout_s: float = 3.0) -> CheckResult:
+    """Does anything accept TCP connections on the service's address? Tells a process that is gone
+    (connection refused: nothing listens) from one that hangs or a path that drops (no answer)."""
+    base = target.endpoint("api") if isinstance(target, Targets) else target
+    url = httpx.URL(base)
+    host = url.host or "localhost"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except TimeoutError:
+        return CheckResult(
+            "listening",
+            Status.CRIT,
+            f"{where} did not accept a connection within {timeout_s:g} s: the host or the path drops it",
+            {"address": where, "error": "timeout"},
+            remedy="Check the network path and the host; a hung process may also stop accepting.",
+            measurements={"availability": 0.0},
+        )
+    except OSError as exc:
+        return CheckResult(
+            "listening",
+            Status.CRIT,
+            f"nothing accepts connections on {where}: {exc.strerror or type(exc).__name__}",
+            {"address": where, "error": f"{type(exc).__name__}: {exc}"},
+            remedy="The process is not running (or not bound to its port): restart it through the platform.",
+            measurements={"availability": 0.0},
+        )
+    return CheckResult("listening", Status.OK, f"{where} accepts connections", {"address": where})

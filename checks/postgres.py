@@ -28,8 +28,11 @@ __all__ = [
     "blocked_queries",
     "check_blocked_queries",
     "check_connections",
+    "check_exporter",
+    "check_idle_in_transaction",
     "check_long_running_queries",
     "check_reachable",
+    "check_service_pool",
     "connect",
     "connections",
     "cost_by_hour",
@@ -417,4 +420,134 @@ def audit_anomalies(
         """,
         since=since,
         min_users=min_users,
+    )
+
+
+# --------------------------------------------------------------------------- sessions: verdicts
+
+
+def check_idle_in_transaction(
+    target: Targets | str, *, older_than_s: float = 60.0, crit_count: int = 3, crit_s: float = 300.0
+) -> CheckResult:
+    """Sessions idle inside an open transaction for longer than `older_than_s`.
+
+    Each one holds a connection slot and whatever locks it took, and keeps
+    vacuum from cleaning up behind it. WARN for one or two; CRIT from
+    `crit_count` sessions, or when one has been idle for `crit_s`. The evidence
+    lists each pid with its application, age and last statement, which is what
+    a terminate plan will name.
+    """
+    try:
+        idle = idle_in_transaction(target, older_than_s=older_than_s)
+    except ProbeError as exc:
+        return _unreachable("idle-in-transaction", exc)
+    if not idle:
+        return CheckResult(
+            "idle-in-transaction", Status.OK, f"no session idle in a transaction for over {older_than_s:g} s"
+        )
+    oldest = max(b.transaction_seconds or 0.0 for b in idle)
+    applications: dict[str, int] = {}
+    for b in idle:
+        applications[b.application or "?"] = applications.get(b.application or "?", 0) + 1
+    status = Status.CRIT if len(idle) >= crit_count or oldest >= crit_s else Status.WARN
+    top = max(applications, key=lambda name: applications[name])
+    return CheckResult(
+        "idle-in-transaction",
+        status,
+        f"{len(idle)} sessions idle in transaction for over {older_than_s:g} s "
+        f"(oldest {oldest:.0f} s; most from application {top!r})",
+        {
+            "pids": [b.pid for b in idle],
+            "by_application": applications,
+            "sessions": [b.describe() for b in idle[:10]],
+        },
+        remedy="Terminate them (the mitigation lists each pid first), then find the code path that "
+        "opens a transaction and never ends it; set idle_in_transaction_session_timeout.",
+    )
+
+
+def check_service_pool(
+    targets: Targets, service: str = "api", *, window: str | None = None, client: Any = None
+) -> CheckResult:
+    """The service's own connection pool as it reports it to Prometheus.
+
+    `db_pool_waiting` above 0 at any scrape of the window means requests queue
+    for a connection (CRIT); every connection of the pool in use is a WARN. The
+    database can have free slots while the service starves, or the reverse:
+    read this next to `check_connections`.
+    """
+    from checks import prometheus
+
+    job = targets.job(service)
+    w = window or targets.query.rate_window
+    try:
+        waiting = prometheus.scalar(
+            targets, f'max(max_over_time(db_pool_waiting{{job="{job}"}}[{w}]))', client=client
+        )
+        in_use = prometheus.scalar(
+            targets, f'sum(db_pool_connections{{job="{job}",state="in_use"}})', client=client
+        )
+        limit = prometheus.scalar(targets, f'sum(db_pool_max_connections{{job="{job}"}})', client=client)
+    except ProbeError as exc:
+        return CheckResult(
+            "service-pool",
+            Status.UNKNOWN,
+            f"could not ask Prometheus: {exc}",
+            {"error": str(exc), "prometheus": exc.target},
+            remedy="Prometheus itself may be down: read the pool from the service's /metrics.",
+        )
+    if waiting is None or limit is None:
+        return CheckResult(
+            "service-pool",
+            Status.UNKNOWN,
+            f"Prometheus has no pool metrics for job {job!r} (is the service scraped?)",
+            {"job": job},
+        )
+    evidence = {"waiting_max": waiting, "in_use": in_use, "max": limit, "window": w}
+    summary = (
+        f"{in_use or 0:.0f} of {limit:.0f} pool connections in use, up to {waiting:.0f} requests waiting"
+    )
+    if waiting > 0:
+        return CheckResult(
+            "service-pool",
+            Status.CRIT,
+            summary + f" over the last {w}",
+            evidence,
+            remedy="Requests queue for a database connection: find what holds the database's slots.",
+        )
+    if in_use is not None and in_use >= limit:
+        return CheckResult("service-pool", Status.WARN, summary, evidence, remedy="The pool is saturated.")
+    return CheckResult("service-pool", Status.OK, summary, evidence)
+
+
+def check_exporter(targets: Targets, *, client: Any = None) -> CheckResult:
+    """What the PostgreSQL exporter last saw (`pg_up`), from Prometheus: a third observer.
+
+    CRIT when the exporter cannot reach the database; UNKNOWN when Prometheus
+    cannot be asked or has no such series.
+    """
+    from checks import prometheus
+
+    promql = "min(pg_up)"
+    try:
+        value = prometheus.scalar(targets, promql, client=client)
+    except ProbeError as exc:
+        return CheckResult(
+            "pg-exporter",
+            Status.UNKNOWN,
+            f"could not ask Prometheus: {exc}",
+            {"error": str(exc), "prometheus": exc.target},
+        )
+    if value is None:
+        return CheckResult("pg-exporter", Status.UNKNOWN, "Prometheus has no pg_up series", {"query": promql})
+    if value < 1:
+        return CheckResult(
+            "pg-exporter",
+            Status.CRIT,
+            "the exporter cannot reach PostgreSQL (pg_up 0)",
+            {"query": promql, "pg_up": value},
+            remedy="The database is down or refuses connections from its exporter too.",
+        )
+    return CheckResult(
+        "pg-exporter", Status.OK, "the exporter reaches PostgreSQL (pg_up 1)", {"pg_up": value}
     )

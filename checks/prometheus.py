@@ -18,17 +18,24 @@ from checks.targets import Targets
 
 __all__ = [
     "Alert",
+    "RouteErrors",
     "Sample",
+    "check_cache_hit_ratio",
     "check_error_ratio",
+    "check_errors_by_route",
     "check_firing_alerts",
     "check_latency_quantile",
+    "check_route_error_ratio",
+    "check_slowest_routes",
     "check_up",
     "error_ratio",
+    "errors_by_route",
     "firing_alerts",
     "latency_quantile",
     "query",
     "query_range",
     "scalar",
+    "slowest_routes",
 ]
 
 
@@ -342,4 +349,205 @@ def check_up(
         f"all {len(samples)} targets of job {job!r} are up",
         evidence,
         measurements={"availability": 1.0},
+    )
+
+
+# --------------------------------------------------------------------------- breakdowns by route
+
+
+@dataclass(frozen=True, slots=True)
+class RouteErrors:
+    """One route's requests per second over the window, and its 5xx by status code."""
+
+    route: str
+    requests_per_s: float
+    errors_per_s: Mapping[str, float]
+
+    @property
+    def error_ratio(self) -> float:
+        return sum(self.errors_per_s.values()) / self.requests_per_s if self.requests_per_s else 0.0
+
+
+def errors_by_route(
+    targets: Targets, service: str = "api", *, window: str | None = None, client: httpx.Client | None = None
+) -> list[RouteErrors]:
+    """Requests and 5xx per route over the rate window, worst error ratio first."""
+    job, w = targets.job(service), _window(targets, window)
+    totals = query(targets, f'sum by (route) (rate(http_requests_total{{job="{job}"}}[{w}]))', client=client)
+    errors = query(
+        targets,
+        f'sum by (route, status) (rate(http_requests_total{{job="{job}",status=~"5.."}}[{w}]))',
+        client=client,
+    )
+    by_route: dict[str, dict[str, float]] = {}
+    for sample in errors:
+        if sample.value > 0:
+            route = sample.labels.get("route", "?")
+            by_route.setdefault(route, {})[sample.labels.get("status", "?")] = sample.value
+    routes = [
+        RouteErrors(s.labels.get("route", "?"), s.value, by_route.get(s.labels.get("route", "?"), {}))
+        for s in totals
+        if s.value > 0
+    ]
+    return sorted(routes, key=lambda r: (-r.error_ratio, r.route))
+
+
+def check_errors_by_route(
+    targets: Targets,
+    service: str = "api",
+    *,
+    warn: float = 0.05,
+    crit: float = 0.10,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """Where the 5xx are: the worst route's error ratio judges (WARN from `warn`, CRIT from `crit`),
+    and the evidence lists every failing route with its status codes."""
+    try:
+        routes = errors_by_route(targets, service, window=window, client=client)
+    except ProbeError as exc:
+        return _cannot_ask("errors-by-route", exc)
+    w = _window(targets, window)
+    if not routes:
+        return CheckResult(
+            "errors-by-route", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge"
+        )
+    failing = [r for r in routes if r.errors_per_s]
+    evidence = {
+        "window": w,
+        "routes": {
+            r.route: {
+                "error_ratio": round(r.error_ratio, 4),
+                "statuses": {k: round(v, 3) for k, v in sorted(r.errors_per_s.items())},
+            }
+            for r in failing
+        },
+    }
+    if not failing:
+        return CheckResult("errors-by-route", Status.OK, f"no route answered 5xx over the last {w}", evidence)
+    worst = failing[0]
+    status = (
+        Status.CRIT if worst.error_ratio >= crit else Status.WARN if worst.error_ratio >= warn else Status.OK
+    )
+    codes = ", ".join(sorted(worst.errors_per_s))
+    return CheckResult(
+        "errors-by-route",
+        status,
+        f"{len(failing)} routes answer 5xx; worst {worst.route} at {worst.error_ratio:.0%} ({codes})",
+        evidence,
+        remedy="One route: its handler or dependency; every route: the service or a shared dependency.",
+    )
+
+
+def slowest_routes(
+    targets: Targets,
+    service: str = "api",
+    *,
+    quantile: float = 0.95,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> list[tuple[str, float]]:
+    """(route, seconds) at `quantile` of request duration over the window, slowest first."""
+    job, w = targets.job(service), _window(targets, window)
+    promql = (
+        f"histogram_quantile({quantile:g}, sum by (route, le) "
+        f'(rate(http_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
+    )
+    rows = [(s.labels.get("route", "?"), s.value) for s in query(targets, promql, client=client)]
+    return sorted(((r, v) for r, v in rows if not math.isnan(v)), key=lambda rv: -rv[1])
+
+
+def check_slowest_routes(
+    targets: Targets,
+    service: str = "api",
+    *,
+    quantile: float = 0.95,
+    warn_s: float = 2.0,
+    crit_s: float = 7.0,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """The slowest routes at `quantile`: the slowest judges (WARN from `warn_s`, CRIT from `crit_s`)."""
+    try:
+        routes = slowest_routes(targets, service, quantile=quantile, window=window, client=client)
+    except ProbeError as exc:
+        return _cannot_ask("slowest-routes", exc)
+    w = _window(targets, window)
+    if not routes:
+        return CheckResult("slowest-routes", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+    route, seconds = routes[0]
+    status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
+    return CheckResult(
+        "slowest-routes",
+        status,
+        f"slowest: {route} at {seconds:.2f} s (p{quantile * 100:g}) over the last {w}",
+        {"window": w, "routes": {r: round(v, 3) for r, v in routes[:5]}},
+        remedy="One slow route: its handler or its dependency; every route: the process or the host.",
+    )
+
+
+def check_route_error_ratio(
+    targets: Targets,
+    service: str = "api",
+    *,
+    routes: str = "/api/.*",
+    warn: float = 0.02,
+    crit: float = 0.10,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """The 5xx share of the requests whose route matches `routes` (a regex; customers' routes by
+    default, so that a health endpoint answering 503 on purpose does not count)."""
+    job, w = targets.job(service), _window(targets, window)
+    selector = f'job="{job}",route=~"{routes}"'
+    try:
+        total = scalar(targets, f"sum(rate(http_requests_total{{{selector}}}[{w}]))", client=client)
+        errors = scalar(
+            targets, f'sum(rate(http_requests_total{{{selector},status=~"5.."}}[{w}]))', client=client
+        )
+    except ProbeError as exc:
+        return _cannot_ask("error-ratio", exc)
+    if not total:
+        return CheckResult("error-ratio", Status.UNKNOWN, f"no requests to {routes} in the last {w}")
+    ratio = (errors or 0.0) / total
+    status = Status.CRIT if ratio >= crit else Status.WARN if ratio >= warn else Status.OK
+    return CheckResult(
+        "error-ratio",
+        status,
+        f"{ratio:.1%} of requests to {routes} failed over the last {w}",
+        {"error_ratio": round(ratio, 4), "routes": routes, "window": w, "warn": warn, "crit": crit},
+        remedy="Break the errors down by route, status and error type to find the failing part.",
+        measurements={"error_ratio": ratio},
+    )
+
+
+def check_cache_hit_ratio(
+    targets: Targets,
+    service: str = "api",
+    *,
+    floor: float = 0.30,
+    window: str | None = None,
+    client: httpx.Client | None = None,
+) -> CheckResult:
+    """The share of the service's cache look-ups that hit over the window: WARN under `floor`."""
+    job, w = targets.job(service), _window(targets, window)
+    try:
+        hits = scalar(
+            targets, f'sum(rate(cache_requests_total{{job="{job}",result="hit"}}[{w}]))', client=client
+        )
+        total = scalar(targets, f'sum(rate(cache_requests_total{{job="{job}"}}[{w}]))', client=client)
+    except ProbeError as exc:
+        return _cannot_ask("cache-hit-ratio", exc)
+    if not total:
+        return CheckResult(
+            "cache-hit-ratio", Status.UNKNOWN, f"no cache look-ups in the last {w}", {"window": w}
+        )
+    ratio = (hits or 0.0) / total
+    status = Status.WARN if ratio < floor else Status.OK
+    return CheckResult(
+        "cache-hit-ratio",
+        status,
+        f"{ratio:.0%} of cache look-ups hit over the last {w}",
+        {"hit_ratio": round(ratio, 4), "floor": floor, "window": w},
+        remedy="A cold cache sends every request to the provider: warm it, check its TTL and evictions.",
     )

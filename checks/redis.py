@@ -22,10 +22,13 @@ __all__ = [
     "CacheStats",
     "TtlSurvey",
     "cache_stats",
+    "check_eviction_rate",
     "check_evictions",
     "check_hit_rate",
     "check_memory",
     "check_reachable",
+    "check_service_hit_rate",
+    "check_ttls",
     "client",
     "ttl_survey",
 ]
@@ -226,3 +229,127 @@ def ttl_survey(target: Targets | str, pattern: str, *, limit: int = 1000) -> Ttl
             elif ttl >= 0:
                 ttls.append(int(ttl))
     return TtlSurvey(pattern=pattern, sampled=len(keys), without_ttl=without, ttls=tuple(ttls))
+
+
+# --------------------------------------------------------------------------- windowed verdicts
+
+
+def _ask_prometheus(name: str, targets: Targets, promql: str, client: Any) -> float | CheckResult | None:
+    from checks import prometheus
+
+    try:
+        return prometheus.scalar(targets, promql, client=client)
+    except ProbeError as exc:
+        return CheckResult(
+            name,
+            Status.UNKNOWN,
+            f"could not ask Prometheus: {exc}",
+            {"error": str(exc), "prometheus": exc.target},
+            remedy="Prometheus itself may be down: read INFO stats on Redis directly.",
+        )
+
+
+def check_service_hit_rate(
+    targets: Targets,
+    service: str = "api",
+    *,
+    floor: float = 0.30,
+    window: str | None = None,
+    client: Any = None,
+) -> CheckResult:
+    """The service's cache hit rate over the rate window, from its own counters, against `floor`.
+
+    Unlike `check_hit_rate` (INFO counters since Redis started), this sees a
+    drop within one window and sees it climb back after a mitigation. CRIT
+    under `floor`; UNKNOWN without look-ups.
+    """
+    job, w = targets.job(service), window or targets.query.rate_window
+    promql = (
+        f'sum(rate(cache_requests_total{{job="{job}",result="hit"}}[{w}]))'
+        f' / sum(rate(cache_requests_total{{job="{job}"}}[{w}]))'
+    )
+    rate = _ask_prometheus("service-hit-rate", targets, promql, client)
+    if isinstance(rate, CheckResult):
+        return rate
+    if rate is None:
+        return CheckResult("service-hit-rate", Status.UNKNOWN, f"no cache look-ups in the last {w}")
+    evidence = {"hit_rate": round(rate, 3), "floor": floor, "window": w}
+    if rate < floor:
+        return CheckResult(
+            "service-hit-rate",
+            Status.CRIT,
+            f"only {rate:.0%} of look-ups hit the cache over the last {w} (floor {floor:.0%})",
+            evidence,
+            remedy="Find out why: Redis down, keys expiring too soon (TTL survey), or keys evicted.",
+        )
+    return CheckResult(
+        "service-hit-rate", Status.OK, f"{rate:.0%} of look-ups hit the cache over {w}", evidence
+    )
+
+
+def check_eviction_rate(targets: Targets, *, window: str | None = None, client: Any = None) -> CheckResult:
+    """Keys Redis evicts per second over the rate window (its exporter, through Prometheus).
+
+    CRIT while Redis evicts: maxmemory is below the working set. `check_evictions`
+    counts since start-up and stays WARN long after the cause is fixed; this does not.
+    """
+    w = window or targets.query.rate_window
+    promql = f"sum(rate(redis_evicted_keys_total[{w}]))"
+    rate = _ask_prometheus("cache-eviction-rate", targets, promql, client)
+    if isinstance(rate, CheckResult):
+        return rate
+    if rate is None:
+        return CheckResult(
+            "cache-eviction-rate",
+            Status.UNKNOWN,
+            "Prometheus has no redis_evicted_keys_total series (exporter down, or Redis unreachable)",
+            {"query": promql},
+        )
+    evidence = {"evicted_per_s": round(rate, 3), "window": w}
+    if rate > 0:
+        return CheckResult(
+            "cache-eviction-rate",
+            Status.CRIT,
+            f"Redis evicts {rate:.1f} keys/s over the last {w}: maxmemory is below the working set",
+            evidence,
+            remedy="Raise maxmemory (the mitigation shows current and new), or cache less.",
+        )
+    return CheckResult("cache-eviction-rate", Status.OK, f"no key evicted over the last {w}", evidence)
+
+
+def check_ttls(
+    target: Targets | str, pattern: str, *, min_ttl_s: float = 30.0, limit: int = 1000
+) -> CheckResult:
+    """TTLs of the cache keys matching `pattern`: CRIT when the cache is empty or keys
+    expire within `min_ttl_s` (median), so that nothing lives long enough to be hit."""
+    try:
+        survey = ttl_survey(target, pattern, limit=limit)
+    except ProbeError as exc:
+        return _unreachable("cache-ttls", exc)
+    evidence: dict[str, Any] = {
+        "pattern": pattern,
+        "sampled": survey.sampled,
+        "without_ttl": survey.without_ttl,
+        "median_ttl_s": survey.median_ttl,
+        "min_ttl_s": survey.min_ttl,
+    }
+    if survey.sampled == 0:
+        return CheckResult(
+            "cache-ttls",
+            Status.CRIT,
+            f"no key matches {pattern!r}: the cache is empty",
+            evidence,
+            remedy="A flush or a restart emptied it, or entries expire at once: warm it, check the TTL.",
+        )
+    median_ttl = survey.median_ttl
+    if median_ttl is not None and median_ttl < min_ttl_s:
+        return CheckResult(
+            "cache-ttls",
+            Status.CRIT,
+            f"{survey.sampled} keys, median TTL {median_ttl:.0f} s (under {min_ttl_s:g} s): "
+            "entries expire before reuse",
+            evidence,
+            remedy="Raise the cache TTL, then warm the cache.",
+        )
+    median_text = f"{median_ttl:.0f} s" if median_ttl is not None else "none"
+    return CheckResult("cache-ttls", Status.OK, f"{survey.sampled} keys, median TTL {median_text}", evidence)

@@ -408,7 +408,7 @@ def test_alerts_page_lists_every_rule_with_its_runbook(
     assert "job:http_requests:rate1m" not in page, "recording rules are not alerts"
     html = (site_dir / "alerts" / "index.html").read_text(encoding="utf-8")
     assert 'href="../runbooks/service-down/"' in html
-    assert "runbook not written yet (high-error-rate)" in page
+    assert "runbook not written yet (payment-errors)" in page
 
 
 def test_an_alert_whose_runbook_is_not_written_yet_warns_without_failing_strict(
@@ -417,7 +417,7 @@ def test_an_alert_whose_runbook_is_not_written_yet_warns_without_failing_strict(
     _, result = project_with_rules
     assert result.returncode == 0, result.stderr
     assert "alert HighErrorRate" in result.stderr
-    assert "https://runbooks.example.internal/runbooks/high-error-rate/" in result.stderr
+    assert "https://runbooks.example.internal/runbooks/payment-errors/" in result.stderr
 
 
 def test_a_runbook_url_outside_the_site_fails_the_build_naming_alert_and_url(

@@ -14,10 +14,31 @@ from typing import Any
 
 import pytest
 
+from checks import Status, Targets, http, prometheus
 from drillbook.runner import project_root
+from tests.drills.waiting import wait_for
 
 SUMMARY = project_root() / "build" / "drills" / "summary.json"
 _RESULTS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+@pytest.fixture(autouse=True)
+def quiet_sandbox(request: pytest.FixtureRequest) -> None:
+    """Every drill starts from a healthy, quiet sandbox: the rate windows of the drill
+    before it have drained, so no test inherits another's fault."""
+    if request.node.get_closest_marker("drill") is None:
+        return
+    targets: Targets = request.getfixturevalue("runbook_targets")
+    wait_for(
+        lambda: (
+            http.check_health(targets).ok
+            and prometheus.check_route_error_ratio(targets).ok
+            and prometheus.check_latency_quantile(targets).status is not Status.CRIT
+        ),
+        timeout_s=90,
+        what="a healthy, quiet sandbox before the drill (health OK, /api errors and latency normal)",
+        interval_s=0.5,
+    )
 
 
 @pytest.hookimpl(wrapper=True)

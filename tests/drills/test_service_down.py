@@ -31,16 +31,31 @@ def test_service_down_is_detected_as_sev1_restarted_and_verified(
 
         assert record.status == "ok", record.error
         diagnosis = {r.name: r.status for r in record.results("diagnosis")}
-        assert diagnosis == {"health": Status.CRIT, "up": Status.CRIT}
+        assert diagnosis == {
+            "health": Status.CRIT,
+            "listening": Status.CRIT,
+            "up": Status.CRIT,
+            "rollout": Status.OK,
+        }
+        (listening,) = [r for r in record.results("diagnosis") if r.name == "listening"]
+        assert "nothing accepts connections" in listening.summary, listening.summary
         assert record.severity is not None
         assert record.severity["level"] == "SEV1"
-        assert [(a["action"], a["state"]) for a in record.actions] == [("restart service", "applied")]
+        assert [(a["action"], a["state"]) for a in record.actions] == [
+            ("restart service", "applied"),
+            ("set rollout percentage", "skipped"),
+        ]
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary
         assert sandbox.status()["api"] == "running"
     finally:
         if sandbox.status()["api"] != "running":
             sandbox.start("api")
+        wait_for(
+            lambda: http.check_health(runbook_targets).ok and prometheus.check_up(runbook_targets, "api").ok,
+            timeout_s=30,
+            what="the api to be healthy and scraped again after the drill",
+        )
 
 
 def test_dry_run_against_the_outage_plans_but_changes_nothing(
@@ -51,7 +66,7 @@ def test_dry_run_against_the_outage_plans_but_changes_nothing(
         execution = execute(Runbook.find("service-down"), parameters={"env": "sandbox"})
         record = execution.record
         assert record.status == "ok", record.error
-        assert [a["state"] for a in record.actions] == ["planned"]
+        assert [a["state"] for a in record.actions] == ["planned", "planned"]
         assert record.results("verify")[0].status is Status.CRIT
         assert sandbox.status()["api"] != "running"
     finally:

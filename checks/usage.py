@@ -1,0 +1,263 @@
+"""Cost and token verdicts: what the upstream provider bills, against the historical baseline.
+
+Two observers: the service's own counters through Prometheus (cost per call per
+skill over the rate window, against `llm_cost_baseline_usd_per_call`, which the
+service keeps at the historical average), and the usage log in PostgreSQL
+(cost and tokens per call over a recent window against the rows older than
+an hour). Per call, not per hour: a busier hour is not a cost incident, an
+answer that got ten times longer is. The hourly rate is in the evidence.
+
+`lower_max_tokens` is the mitigation: cap the tokens of the offending skills.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from checks._admin import admin_call, admin_state
+from checks._errors import CheckError, ConfigError, ProbeError
+from checks._policy import parse_duration
+from checks._result import CheckResult, Status
+from checks.actions import Action, Plan
+from checks.targets import Targets
+
+__all__ = [
+    "LowerMaxTokens",
+    "check_cost_per_call",
+    "check_usage_cost",
+    "cost_per_call",
+    "lower_max_tokens",
+]
+
+
+def _ratio_summary(offenders: Mapping[str, float]) -> str:
+    return ", ".join(f"{skill} at {ratio:.1f} times" for skill, ratio in offenders.items())
+
+
+def check_cost_per_call(
+    targets: Targets,
+    service: str = "api",
+    *,
+    threshold: float = 0.5,
+    window: str | None = None,
+    client: Any = None,
+) -> CheckResult:
+    """Cost of one upstream call per skill over the rate window against its baseline (Prometheus).
+
+    CRIT when any skill costs more than (1 + `threshold`) times its baseline
+    (the policy's 50 %); the evidence lists those skills, worst first.
+    """
+    from checks import prometheus
+
+    job, w = targets.job(service), window or targets.query.rate_window
+    promql = (
+        f'sum by (skill) (rate(llm_cost_usd_total{{job="{job}"}}[{w}]))'
+        f' / sum by (skill) (rate(llm_calls_total{{job="{job}"}}[{w}]))'
+        f' / on (skill) max by (skill) (llm_cost_baseline_usd_per_call{{job="{job}"}})'
+    )
+    try:
+        samples = prometheus.query(targets, promql, client=client)
+    except ProbeError as exc:
+        return CheckResult(
+            "cost-per-call",
+            Status.UNKNOWN,
+            f"could not ask Prometheus: {exc}",
+            {"error": str(exc), "prometheus": exc.target},
+            remedy="Prometheus itself may be down: read the usage log (the next step).",
+        )
+    ratios = {
+        s.labels.get("skill", "?"): round(s.value, 2) for s in samples if s.value == s.value
+    }  # NaN: no call in the window
+    if not ratios:
+        return CheckResult(
+            "cost-per-call",
+            Status.UNKNOWN,
+            f"no upstream call in the last {w} (or no baseline yet): nothing to compare",
+            {"query": promql},
+        )
+    limit = 1 + threshold
+    offenders = dict(sorted(((k, v) for k, v in ratios.items() if v > limit), key=lambda kv: -kv[1]))
+    evidence = {"ratio_to_baseline": ratios, "threshold": threshold, "window": w}
+    if offenders:
+        return CheckResult(
+            "cost-per-call",
+            Status.CRIT,
+            f"one call costs more than {limit:g} times its baseline for {_ratio_summary(offenders)}",
+            {**evidence, "offenders": list(offenders)},
+            remedy="Cap max tokens of these skills; then find what made the answers longer.",
+        )
+    worst = max(ratios.values())
+    return CheckResult(
+        "cost-per-call", Status.OK, f"cost per call at most {worst:.1f} times its baseline", evidence
+    )
+
+
+def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
+    """Per skill, from the usage log: upstream calls, cost and tokens per call over `since`,
+    against the same for the rows older than an hour (the baseline), and cost per hour."""
+    from checks.postgres import aggregate
+
+    return aggregate(
+        targets,
+        """
+        WITH calls AS (
+            SELECT skill, cost_usd, tokens_input + tokens_output AS tokens, tokens_output,
+                   created_at > now() - %(since)s AS recent
+              FROM usage_logs
+             WHERE success AND NOT cached AND tokens_output > 0
+               AND (created_at > now() - %(since)s OR created_at < now() - interval '1 hour')
+        )
+        SELECT skill,
+               count(*) FILTER (WHERE recent) AS calls,
+               avg(cost_usd) FILTER (WHERE recent)::float AS cost_per_call,
+               avg(cost_usd) FILTER (WHERE NOT recent)::float AS baseline_cost_per_call,
+               round(avg(tokens) FILTER (WHERE recent)) AS tokens_per_call,
+               round(avg(tokens) FILTER (WHERE NOT recent)) AS baseline_tokens_per_call,
+               round(avg(tokens_output) FILTER (WHERE NOT recent)) AS baseline_output_per_call,
+               max(tokens_output) FILTER (WHERE recent) AS max_output,
+               (coalesce(sum(cost_usd) FILTER (WHERE recent), 0)
+                  / (extract(epoch FROM %(since)s::interval) / 3600))::float AS cost_per_hour
+          FROM calls
+         GROUP BY skill
+        HAVING count(*) FILTER (WHERE recent) > 0
+         ORDER BY avg(cost_usd) FILTER (WHERE recent)
+                  / nullif(avg(cost_usd) FILTER (WHERE NOT recent), 0) DESC NULLS LAST
+        """,
+        since=since,
+    )
+
+
+def check_usage_cost(
+    targets: Targets,
+    *,
+    threshold: float = 0.5,
+    since: timedelta | None = None,
+    headroom: float = 2.0,
+    flagged: Sequence[str] = (),
+) -> CheckResult:
+    """Cost and tokens per call per skill from the usage log, against the seeded baseline.
+
+    CRIT when a skill's cost per call is more than (1 + `threshold`) times its
+    baseline. The evidence names each offender with its tokens per call and a
+    suggested max-tokens cap (`headroom` times its baseline output tokens),
+    which `lower_max_tokens` takes. A cap is suggested for every skill whose
+    longest recent answer exceeds that cap (answers grew, even if its average
+    has not crossed the threshold yet) and for skills `flagged` by another
+    observer (the Prometheus check). `since` defaults to four rate windows.
+    """
+    since = since or parse_duration(targets.query.rate_window) * 4
+    try:
+        rows = cost_per_call(targets, since=since)
+    except ProbeError as exc:
+        return CheckResult(
+            "usage-cost",
+            Status.CRIT,
+            f"cannot read the usage log: {exc}",
+            {"error": str(exc), "target": exc.target},
+            remedy="The database is unreachable: see the database-down runbook.",
+        )
+    window = f"{since.total_seconds():g}s"
+    if not rows:
+        return CheckResult("usage-cost", Status.UNKNOWN, f"no upstream call in the last {window}")
+    limit = 1 + threshold
+    table = {
+        row["skill"]: {
+            "calls": row["calls"],
+            "ratio": round(row["cost_per_call"] / row["baseline_cost_per_call"], 2)
+            if row["baseline_cost_per_call"]
+            else None,
+            "tokens_per_call": row["tokens_per_call"],
+            "longest_output": row["max_output"],
+            "baseline_tokens_per_call": row["baseline_tokens_per_call"],
+            "cost_per_hour": round(row["cost_per_hour"], 4),
+        }
+        for row in rows
+    }
+    offenders = [skill for skill, t in table.items() if t["ratio"] is not None and t["ratio"] > limit]
+    suggested = {}
+    for row in rows:
+        if not row["baseline_output_per_call"]:
+            continue
+        cap = max(64, round(float(row["baseline_output_per_call"]) * headroom))
+        if row["skill"] in offenders or row["skill"] in flagged or row["max_output"] > cap:
+            suggested[row["skill"]] = cap
+    evidence = {
+        "window": window,
+        "skills": table,
+        "cost_per_hour": round(sum(t["cost_per_hour"] for t in table.values()), 4),
+    }
+    if suggested:
+        evidence["suggested_max_tokens"] = suggested
+    if offenders:
+        worst = table[offenders[0]]
+        return CheckResult(
+            "usage-cost",
+            Status.CRIT,
+            f"{', '.join(offenders)} cost more than {limit:g} times their baseline per call "
+            f"({offenders[0]}: {worst['tokens_per_call']} tokens per call, "
+            f"baseline {worst['baseline_tokens_per_call']})",
+            {**evidence, "offenders": offenders},
+            remedy="Cap max tokens of the offenders (the mitigation), then find why answers grew.",
+        )
+    return CheckResult(
+        "usage-cost", Status.OK, f"every skill within {limit:g} times its baseline cost per call", evidence
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LowerMaxTokens(Action):
+    """Cap max tokens of several skills; never raises a cap that is already lower."""
+
+    targets: Targets
+    caps: Mapping[str, int] = field(default_factory=dict)
+    name: str = "lower max tokens"
+
+    def _current(self) -> dict[str, Any]:
+        try:
+            skills: dict[str, Any] = admin_state(self.targets)["skills"]
+        except (CheckError, KeyError, TypeError):
+            return {}
+        return {name: s.get("max_tokens") for name, s in skills.items()}
+
+    def _changes(self, current: Mapping[str, Any]) -> dict[str, int]:
+        return {
+            skill: cap
+            for skill, cap in self.caps.items()
+            if not isinstance(current.get(skill), int) or current[skill] > cap
+        }
+
+    def plan(self) -> Plan:
+        current = self._current()
+        changes = tuple(
+            f"max tokens of skill {skill}: {current.get(skill, '?')} → {cap}"
+            + ("" if skill in self._changes(current) else " (already at or below: no change)")
+            for skill, cap in self.caps.items()
+        ) or ("nothing: no skill to cap",)
+        return Plan(
+            action=self.name,
+            environment=self.targets.environment,
+            target=f"{self.targets.endpoint('api')}/admin/skills",
+            changes=changes,
+            command=tuple(
+                f"PUT /admin/skills/{s} {json.dumps({'max_tokens': c})}" for s, c in self.caps.items()
+            ),
+        )
+
+    def apply(self) -> str:
+        answers = []
+        for skill, cap in self._changes(self._current()).items():
+            answer = admin_call(self.targets, "PUT", f"/admin/skills/{skill}", {"max_tokens": cap})
+            answers.append(f"{skill}: {json.dumps(answer, default=str)}")
+        return "\n".join(answers) or "every cap already at or below: nothing changed"
+
+
+def lower_max_tokens(targets: Targets, caps: Mapping[str, int]) -> LowerMaxTokens:
+    """The action that caps max tokens per skill (`{"contract-review": 600}`)."""
+    bad = {skill: cap for skill, cap in caps.items() if cap <= 0}
+    if bad:
+        raise ConfigError(f"max tokens must be positive: {bad}")
+    return LowerMaxTokens(targets, dict(caps))

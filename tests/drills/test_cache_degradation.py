@@ -1,0 +1,105 @@
+"""Drills: Redis stops, the cache goes cold, Redis evicts. The runbook must name the cause,
+apply the mitigation that fixes it, and see the hit rate climb back over the floor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from checks import Status, Targets, classify, http, redis
+from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
+from sandbox import Driver
+from sandbox.faults import Injector
+from tests.drills.waiting import wait_for
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
+
+
+@pytest.fixture
+def faults(sandbox: Driver, runbook_targets: Targets) -> Iterator[Injector]:
+    yield Injector.attach(sandbox)
+    wait_for(
+        lambda: (
+            http.check_health(runbook_targets).ok
+            and redis.check_eviction_rate(runbook_targets).ok
+            and redis.check_service_hit_rate(runbook_targets).ok
+        ),
+        timeout_s=30,
+        what="Redis and the service's hit rate to be healthy after the drill",
+    )
+
+
+def _run(fault: str) -> tuple[RunRecord, dict[str, Status], dict[str, str]]:
+    execution = execute(Runbook.find("cache-degradation"), parameters={"env": "sandbox", "apply": True})
+    write_outputs(execution, project_root() / "build" / "drills", stem=f"cache-degradation--{fault}")
+    record = execution.record
+    assert record.status == "ok", record.error
+    expected = classify(record.results("diagnosis")).level
+    assert expected is not None
+    assert record.severity is not None
+    assert record.severity["level"] == expected.id
+    verify = record.results("verify")
+    assert all(r.status is Status.OK for r in verify), [str(r) for r in verify]
+    diagnosis = {r.name: r.status for r in record.results("diagnosis")}
+    return record, diagnosis, {a["action"]: a["state"] for a in record.actions}
+
+
+@pytest.mark.drill(runbook="cache-degradation", fault="cache-down")
+def test_redis_down_is_restarted_and_warmed(faults: Injector, runbook_targets: Targets) -> None:
+    faults.inject("cache-down")
+    try:
+        wait_for(
+            lambda: redis.check_reachable(runbook_targets).status is Status.CRIT,
+            timeout_s=10,
+            what="Redis to stop answering",
+        )
+        record, diagnosis, actions = _run("cache-down")
+        assert diagnosis["redis"] is Status.CRIT
+        assert "unreachable" in next(r for r in record.results("diagnosis") if r.name == "redis").summary
+        assert actions["restart service"] == "applied"
+        assert actions["warm cache"] == "applied"
+    finally:
+        faults.clear("cache-down")
+
+
+@pytest.mark.drill(runbook="cache-degradation", fault="cache-cold")
+def test_cold_cache_gets_its_ttl_back_and_is_warmed(faults: Injector, runbook_targets: Targets) -> None:
+    faults.inject("cache-cold")
+    try:
+        wait_for(
+            lambda: redis.check_service_hit_rate(runbook_targets).status is Status.CRIT,
+            timeout_s=25,
+            what="the hit rate to fall under the floor",
+        )
+        record, diagnosis, actions = _run("cache-cold")
+        assert diagnosis["service-hit-rate"] is Status.CRIT
+        ttls = next(r for r in record.results("diagnosis") if r.name == "cache-ttls")
+        assert ttls.status is Status.CRIT, ttls.summary
+        assert diagnosis["redis"] is Status.OK
+        assert actions["restart service"] == "skipped"
+        assert actions["set cache TTL"] == "applied"
+        assert actions["warm cache"] == "applied"
+    finally:
+        faults.clear("cache-cold")
+
+
+@pytest.mark.drill(runbook="cache-degradation", fault="cache-evictions")
+def test_evictions_get_more_memory(faults: Injector, runbook_targets: Targets) -> None:
+    faults.inject("cache-evictions")
+    try:
+        wait_for(
+            lambda: redis.check_eviction_rate(runbook_targets).status is Status.CRIT,
+            timeout_s=15,
+            what="Prometheus to see evictions",
+        )
+        record, _, actions = _run("cache-evictions")
+        evictions = next(r for r in record.results("diagnosis") if r.name == "cache-eviction-rate")
+        assert evictions.status is Status.CRIT
+        assert evictions.evidence["evicted_per_s"] > 0
+        assert actions["restart service"] == "skipped"
+        assert actions["raise Redis maxmemory"] == "applied"
+        room = next(a for a in record.actions if a["action"] == "raise Redis maxmemory")
+        assert "→" in room["detail"]
+    finally:
+        faults.clear("cache-evictions")

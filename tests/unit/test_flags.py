@@ -1,0 +1,166 @@
+"""How the flag and skill verdicts decide, and how the staged rollout stops at a failing gate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from checks import CheckResult, ConfigError, ProbeError, Status, flags
+from checks.targets import Targets
+from checks.testing import prometheus_transport, result, targets
+
+
+def prometheus(rollout: float | None, ratio: float | None) -> httpx.Client:
+    def answer(query: str) -> list[tuple[dict[str, str], float]]:
+        value = rollout if "skill_rollout_percentage" in query else 0.0 if "skill!=" in query else ratio
+        return [] if value is None else [({}, value)]
+
+    return httpx.Client(transport=prometheus_transport(answer))
+
+
+def test_candidate_failing_behind_the_flag_is_crit() -> None:
+    outcome = flags.check_rollout(targets(), "candidate", client=prometheus(100, 0.9))
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["rollout_percentage"] == 100
+
+
+def test_flag_at_zero_is_ok_whatever_the_candidate_did() -> None:
+    assert flags.check_rollout(targets(), client=prometheus(0, 0.9)).status is Status.OK
+
+
+def test_flag_without_candidate_traffic_is_ok() -> None:
+    assert flags.check_rollout(targets(), client=prometheus(10, None)).status is Status.OK
+
+
+def test_unknown_flag_is_unknown() -> None:
+    assert flags.check_rollout(targets(), client=prometheus(None, None)).status is Status.UNKNOWN
+
+
+def test_rollout_below_its_target_is_a_warning() -> None:
+    assert flags.check_rollout_target(targets(), 25, client=prometheus(5, None)).status is Status.WARN
+    assert flags.check_rollout_target(targets(), 25, client=prometheus(25, None)).status is Status.OK
+
+
+def skills(monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, Any]]) -> None:
+    monkeypatch.setattr(flags, "outcomes_by_skill", lambda target, since: rows)
+
+
+def row(skill: str, calls: int, errors: int, error_type: str | None = None) -> dict[str, Any]:
+    return {"skill": skill, "calls": calls, "errors": errors, "error_type": error_type}
+
+
+def test_one_skill_failing_while_others_answer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    skills(monkeypatch, [row("v2", 10, 10, "invalid_request"), row("a", 10, 0), row("b", 10, 0)])
+    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15))
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["skill"] == "v2"
+
+
+def test_every_skill_failing_alike_is_a_shared_cause_not_one_skill(monkeypatch: pytest.MonkeyPatch) -> None:
+    skills(monkeypatch, [row("a", 10, 5), row("b", 10, 6), row("c", 4, 0)])
+    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
+    assert outcome.status is Status.OK
+    assert "shared cause" in outcome.summary
+    assert outcome.evidence["skill"] == "a"
+
+
+def test_unreadable_usage_log_is_unknown_and_still_names_a_skill(monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(target: Targets, since: timedelta) -> list[dict[str, Any]]:
+        raise ProbeError("cannot connect to PostgreSQL: refused", target="db:5432/app")
+
+    monkeypatch.setattr(flags, "outcomes_by_skill", down)
+    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
+    assert outcome.status is Status.UNKNOWN
+    assert outcome.evidence["skill"] == "v2"
+
+
+def test_errors_by_type_judges_the_share_and_names_the_dominant_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flags, "outcomes_by_type", lambda t, since: {"ok": 6, "internal_error": 4})
+    outcome = flags.check_errors_by_type(targets(), since=timedelta(seconds=15))
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["dominant"] == "internal_error"
+    only = flags.check_errors_by_type(targets(), since=timedelta(seconds=15), types=["rate_limited"])
+    assert only.status is Status.OK
+
+
+def test_staged_rollout_plans_every_step() -> None:
+    plan = flags.staged_rollout(targets(), (1, 5, 25), gates=[lambda t: result("health")]).plan()
+    assert len(plan.changes) == 5
+    assert "first, every gate must be OK" in plan.changes[0]
+    assert "1 %" in plan.changes[1]
+
+
+def test_staged_rollout_stops_and_steps_back_at_a_failing_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(flags, "admin_call", lambda t, m, p, body: calls.append(body["percentage"]))
+    seen: list[int] = []
+
+    def gate(t: Targets) -> CheckResult:
+        current = calls[-1] if calls else 0
+        seen.append(current)
+        return result("health", Status.CRIT if current >= 5 else Status.OK)
+
+    detail = flags.staged_rollout(targets(), (1, 5, 25), gates=[gate], settle_s=0).apply()
+    assert calls == [1, 5, 1]
+    assert "stopped" in detail
+
+
+def test_staged_rollout_refuses_falling_steps() -> None:
+    with pytest.raises(ConfigError):
+        flags.staged_rollout(targets(), (25, 5))
+
+
+def test_candidate_failing_like_every_other_skill_is_not_blamed() -> None:
+    def answer(query: str) -> list[tuple[dict[str, str], float]]:
+        return [({}, 100.0 if "skill_rollout_percentage" in query else 0.5)]
+
+    outcome = flags.check_rollout(targets(), client=httpx.Client(transport=prometheus_transport(answer)))
+    assert outcome.status is Status.OK
+    assert "shared cause" in outcome.summary
+
+
+def slow(monkeypatch: pytest.MonkeyPatch, averages: dict[str, float]) -> None:
+    rows = [{"skill": k, "calls": 5, "avg_ms": v, "p95_ms": v, "max_ms": v} for k, v in averages.items()]
+    monkeypatch.setattr(
+        flags.postgres, "slow_skills", lambda target, since: sorted(rows, key=lambda r: -r["avg_ms"])
+    )
+
+
+def test_one_skill_much_slower_than_the_others_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow(monkeypatch, {"big": 9000, "a": 300, "b": 400})
+    outcome = flags.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["skill"] == "big"
+
+
+def test_every_skill_slow_alike_is_a_shared_cause(monkeypatch: pytest.MonkeyPatch) -> None:
+    slow(monkeypatch, {"a": 2600, "b": 2550, "c": 2500})
+    outcome = flags.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
+    assert outcome.status is Status.OK
+    assert "shared cause" in outcome.summary
+
+
+def test_staged_rollout_never_starts_on_a_failing_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(flags, "admin_call", lambda t, m, p, body: calls.append(body["percentage"]))
+    detail = flags.staged_rollout(
+        targets(), (1, 5), gates=[lambda t: result("redis", Status.CRIT)], settle_s=0
+    ).apply()
+    assert calls == []
+    assert detail.startswith("not started")
+
+
+def test_environment_lacking_an_endpoint_is_crit_and_names_it() -> None:
+    outcome = flags.check_environment(targets(), endpoints=("api", "postgres"), secrets=())
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["missing"] == ["endpoint postgres"]
+
+
+def test_deploy_gates_carry_their_thresholds() -> None:
+    latency, errors = flags.deploy_gates(p95_s=5.0, error_ratio=0.02)
+    client = httpx.Client(transport=prometheus_transport(lambda q: [({}, 6.0)]))
+    assert latency(targets(), client=client).status is Status.CRIT
+    assert errors(targets(), client=client).status is Status.CRIT  # 6/6 of requests failed
