@@ -198,12 +198,19 @@ def check_error_ratio(
     w = _window(targets, window)
     if ratio is None:
         return CheckResult("error-ratio", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+    return _error_ratio_verdict(ratio, "requests", {"window": w, "warn": warn, "crit": crit}, warn, crit)
+
+
+def _error_ratio_verdict(
+    ratio: float, what: str, evidence: dict[str, Any], warn: float, crit: float
+) -> CheckResult:
+    """The one verdict on a 5xx share, whichever requests it was measured over."""
     status = Status.CRIT if ratio >= crit else Status.WARN if ratio >= warn else Status.OK
     return CheckResult(
         "error-ratio",
         status,
-        f"{ratio:.1%} of requests failed over the last {w}",
-        {"error_ratio": round(ratio, 4), "window": w, "warn": warn, "crit": crit},
+        f"{ratio:.1%} of {what} failed over the last {evidence['window']}",
+        {"error_ratio": round(ratio, 4), **evidence},
         remedy="Break the errors down by route, status and error type to find the failing part.",
         measurements={"error_ratio": ratio},
     )
@@ -510,15 +517,8 @@ def check_route_error_ratio(
     if not total:
         return CheckResult("error-ratio", Status.UNKNOWN, f"no requests to {routes} in the last {w}")
     ratio = (errors or 0.0) / total
-    status = Status.CRIT if ratio >= crit else Status.WARN if ratio >= warn else Status.OK
-    return CheckResult(
-        "error-ratio",
-        status,
-        f"{ratio:.1%} of requests to {routes} failed over the last {w}",
-        {"error_ratio": round(ratio, 4), "routes": routes, "window": w, "warn": warn, "crit": crit},
-        remedy="Break the errors down by route, status and error type to find the failing part.",
-        measurements={"error_ratio": ratio},
-    )
+    evidence = {"routes": routes, "window": w, "warn": warn, "crit": crit}
+    return _error_ratio_verdict(ratio, f"requests to {routes}", evidence, warn, crit)
 
 
 def check_cache_hit_ratio(
