@@ -3,6 +3,7 @@ apply the mitigation that fixes it, and see the hit rate climb back over the flo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from checks import Status, Targets, classify, http, redis
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
-from tests.drills.waiting import wait_for
+from tests.drills.waiting import wait_for, wait_for_window_after
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
 
@@ -67,6 +68,7 @@ def test_redis_down_is_restarted_and_warmed(faults: Injector, runbook_targets: T
 def test_cold_cache_gets_its_ttl_back_and_is_warmed(faults: Injector, runbook_targets: Targets) -> None:
     faults.inject("cache-cold")
     try:
+        wait_for_window_after(runbook_targets, time.time(), what="the cache was flushed")
         wait_for(
             lambda: redis.check_service_hit_rate(runbook_targets).status is Status.CRIT,
             timeout_s=25,
