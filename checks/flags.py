@@ -10,6 +10,7 @@ that raises the flag step by step with a health gate between steps.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -71,15 +72,26 @@ def check_rollout(
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
-    """Does the candidate `skill` fail while the flag sends it traffic? CRIT from `crit`, unless the
-    other skills fail about as often (at least half as often): then the cause is shared."""
+    """Does the candidate `skill` fail while the flag sends it traffic? CRIT from `crit`, unless its
+    failures are what the other skills' error ratio would give anyway: then the cause is shared.
+
+    "What the others would give" is a binomial test: with the other skills failing a
+    share p of their calls, how likely are at least this many failures in this many
+    candidate calls? Above 1 %, the candidate is not blamed. A flag at 10 % sends the
+    candidate a handful of calls per window, and 3 failures out of 3 while everything
+    fails half the time is chance, not a bad release; 3 out of 3 while nothing else
+    fails is not.
+    """
     job, w = targets.job("api"), window or targets.query.rate_window
+    candidate = f'job="{job}", skill="{skill}"'
     try:
         percentage = rollout_percentage(targets, client=client)
-        ratio = prometheus.scalar(
+        calls = prometheus.scalar(
+            targets, f"sum(increase(skill_requests_total{{{candidate}}}[{w}]))", client=client
+        )
+        failed = prometheus.scalar(
             targets,
-            f'sum(rate(skill_requests_total{{job="{job}", skill="{skill}", outcome="error"}}[{w}]))'
-            f' / sum(rate(skill_requests_total{{job="{job}", skill="{skill}"}}[{w}]))',
+            f'sum(increase(skill_requests_total{{{candidate}, outcome="error"}}[{w}]))',
             client=client,
         )
         others = prometheus.scalar(
@@ -100,17 +112,19 @@ def check_rollout(
             "rollout", Status.UNKNOWN, "Prometheus has no skill_rollout_percentage: the flag is unknown",
             evidence, remedy="Read the flag from the admin API (GET /admin/state).",
         )  # fmt: skip
-    if ratio is None or percentage == 0:
+    if not calls or percentage == 0:
         return CheckResult(
             "rollout", Status.OK, f"flag at {percentage:g} %, no {skill} calls in the last {w}", evidence
         )
-    evidence |= {"error_ratio": round(ratio, 4), "warn": warn, "crit": crit}
+    ratio = min(1.0, (failed or 0.0) / calls)
+    evidence |= {"error_ratio": round(ratio, 4), "calls": round(calls, 1), "warn": warn, "crit": crit}
     if others is not None:
-        evidence["other_skills_error_ratio"] = round(others, 4)
-        if ratio < 2 * others:
+        chance = _chance_of_failures(round(failed or 0.0), max(1, round(calls)), others)
+        evidence |= {"other_skills_error_ratio": round(others, 4), "chance_if_shared": round(chance, 4)}
+        if chance >= SHARED_CAUSE_CHANCE:
             return CheckResult(
                 "rollout", Status.OK,
-                f"{skill} fails {ratio:.0%} of its calls, the other skills {others:.0%}: "
+                f"{skill} fails {ratio:.0%} of its {calls:.0f} calls, the other skills {others:.0%}: "
                 "a shared cause, not the rollout",
                 evidence,
             )  # fmt: skip
@@ -122,6 +136,16 @@ def check_rollout(
         evidence,
         remedy=f"Roll the flag back to 0 % (set_rollout_percentage) and find what changed in {skill}.",
     )
+
+
+SHARED_CAUSE_CHANCE = 0.01
+
+
+def _chance_of_failures(failed: int, calls: int, share: float) -> float:
+    """P(at least `failed` failures in `calls` calls), each failing with probability `share`."""
+    failed = min(failed, calls)
+    share = min(max(share, 0.0), 1.0)
+    return sum(math.comb(calls, k) * share**k * (1 - share) ** (calls - k) for k in range(failed, calls + 1))
 
 
 def check_rollout_target(

@@ -13,9 +13,21 @@ from checks.targets import Targets
 from checks.testing import prometheus_transport, result, targets
 
 
-def prometheus(rollout: float | None, ratio: float | None) -> httpx.Client:
+def prometheus(
+    rollout: float | None, ratio: float | None, *, calls: float = 20.0, others: float = 0.0
+) -> httpx.Client:
+    """Prometheus as check_rollout asks it: the flag, the candidate's calls and failures, the others'
+    error ratio. `ratio` None: the candidate had no calls."""
+
     def answer(query: str) -> list[tuple[dict[str, str], float]]:
-        value = rollout if "skill_rollout_percentage" in query else 0.0 if "skill!=" in query else ratio
+        if "skill_rollout_percentage" in query:
+            value = rollout
+        elif "skill!=" in query:
+            value = others
+        elif ratio is None:
+            value = None
+        else:
+            value = ratio * calls if 'outcome="error"' in query else calls
         return [] if value is None else [({}, value)]
 
     return httpx.Client(transport=prometheus_transport(answer))
@@ -114,12 +126,27 @@ def test_staged_rollout_refuses_falling_steps() -> None:
 
 
 def test_candidate_failing_like_every_other_skill_is_not_blamed() -> None:
-    def answer(query: str) -> list[tuple[dict[str, str], float]]:
-        return [({}, 100.0 if "skill_rollout_percentage" in query else 0.5)]
-
-    outcome = flags.check_rollout(targets(), client=httpx.Client(transport=prometheus_transport(answer)))
+    outcome = flags.check_rollout(targets(), client=prometheus(100, 0.5, others=0.5))
     assert outcome.status is Status.OK
     assert "shared cause" in outcome.summary
+
+
+def test_a_few_candidate_failures_while_everything_fails_are_chance_not_the_rollout() -> None:
+    # 3 of 3 failing when the other skills fail 48 % of their calls: 11 % likely by chance alone
+    outcome = flags.check_rollout(targets(), client=prometheus(10, 1.0, calls=3, others=0.48))
+    assert outcome.status is Status.OK, outcome.summary
+    assert outcome.evidence["chance_if_shared"] > 0.1
+
+
+def test_the_same_few_failures_while_nothing_else_fails_are_the_rollout() -> None:
+    outcome = flags.check_rollout(targets(), client=prometheus(10, 1.0, calls=3, others=0.01))
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["chance_if_shared"] < 0.01
+
+
+def test_a_candidate_much_worse_than_failing_others_is_still_blamed() -> None:
+    outcome = flags.check_rollout(targets(), client=prometheus(100, 0.9, calls=30, others=0.5))
+    assert outcome.status is Status.CRIT
 
 
 def slow(monkeypatch: pytest.MonkeyPatch, averages: dict[str, float]) -> None:
