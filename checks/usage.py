@@ -98,7 +98,9 @@ def check_cost_per_call(
 
 def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
     """Per skill, from the usage log: upstream calls, cost and tokens per call over `since`,
-    against the same for the rows older than an hour (the baseline), and cost per hour."""
+    against the same for the rows older than an hour (the baseline), and cost per hour.
+
+    A skill with a baseline but no call over `since` has a row too, with 0 calls."""
     from checks.postgres import aggregate
 
     return aggregate(
@@ -123,7 +125,6 @@ def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str,
                   / (extract(epoch FROM %(since)s::interval) / 3600))::float AS cost_per_hour
           FROM calls
          GROUP BY skill
-        HAVING count(*) FILTER (WHERE recent) > 0
          ORDER BY avg(cost_usd) FILTER (WHERE recent)
                   / nullif(avg(cost_usd) FILTER (WHERE NOT recent), 0) DESC NULLS LAST
         """,
@@ -147,7 +148,10 @@ def check_usage_cost(
     which `lower_max_tokens` takes. A cap is suggested for every skill whose
     longest recent answer exceeds that cap (answers grew, even if its average
     has not crossed the threshold yet) and for skills `flagged` by another
-    observer (the Prometheus check). `since` defaults to four rate windows.
+    observer (the Prometheus check). When two skills or more are over at once,
+    the cause is shared (the provider, a prompt template), and the skills not
+    called yet since it began will follow: a cap is suggested for every skill
+    with a baseline. `since` defaults to four rate windows.
     """
     since = since or parse_duration(targets.query.rate_window) * 4
     try:
@@ -161,14 +165,14 @@ def check_usage_cost(
             remedy="The database is unreachable: see the database-down runbook.",
         )
     window = f"{since.total_seconds():g}s"
-    if not rows:
+    if not any(row["calls"] for row in rows):
         return CheckResult("usage-cost", Status.UNKNOWN, f"no upstream call in the last {window}")
     limit = 1 + threshold
     table = {
         row["skill"]: {
             "calls": row["calls"],
             "ratio": round(row["cost_per_call"] / row["baseline_cost_per_call"], 2)
-            if row["baseline_cost_per_call"]
+            if row["cost_per_call"] is not None and row["baseline_cost_per_call"]
             else None,
             "tokens_per_call": row["tokens_per_call"],
             "longest_output": row["max_output"],
@@ -178,12 +182,14 @@ def check_usage_cost(
         for row in rows
     }
     offenders = [skill for skill, t in table.items() if t["ratio"] is not None and t["ratio"] > limit]
+    shared = len({*offenders, *flagged}) >= 2
     suggested = {}
     for row in rows:
         if not row["baseline_output_per_call"]:
             continue
         cap = max(64, round(float(row["baseline_output_per_call"]) * headroom))
-        if row["skill"] in offenders or row["skill"] in flagged or row["max_output"] > cap:
+        grew = (row["max_output"] or 0) > cap
+        if shared or grew or row["skill"] in offenders or row["skill"] in flagged:
             suggested[row["skill"]] = cap
     evidence = {
         "window": window,
