@@ -14,7 +14,13 @@ from tests.drills.waiting import wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
 
-RUNBOOKS = ("database-connections", "database-down", "cache-degradation", "security-incident")
+RUNBOOKS = (
+    "database-connections",
+    "database-down",
+    "cache-degradation",
+    "cost-spike",
+    "security-incident",
+)
 DEPENDENCIES = ("api", "postgres", "redis", "prometheus", "upstream")
 
 

@@ -19,6 +19,9 @@ RUNBOOKS = (
     "service-down",
     "upstream-outage",
     "slow-responses",
+    "high-error-rate",
+    "bad-rollout",
+    "deploy-validation",
 )
 DEPENDENCIES = ("api", "postgres", "redis", "prometheus", "upstream")
 
