@@ -15,17 +15,20 @@ fresh process per run, so no state leaks from one runbook into the next.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
@@ -34,11 +37,22 @@ if TYPE_CHECKING:
 _CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 
+class KernelProcess(Protocol):
+    """What a kernel's process must answer: a `subprocess.Popen`, or a kernel forked by a factory."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 @dataclass
 class LaunchedKernel:
-    """A kernel process started by `launch`, with its connection file."""
+    """A kernel process started by `launch` or taken from a `KernelPool`, with its connection file."""
 
-    process: subprocess.Popen[bytes]
+    process: KernelProcess
     connection_file: Path
     folder: Path
     _stopped: bool = field(default=False, repr=False)
@@ -82,9 +96,9 @@ class LaunchedKernel:
         self.stop()
 
 
-def launch(*, cwd: Path | None = None, env: dict[str, str] | None = None) -> LaunchedKernel:
-    """Start a Python kernel of this interpreter; it talks over private unix sockets."""
-    folder = Path(tempfile.mkdtemp(prefix="drillbook-kernel-"))
+def _connection(prefix: str = "drillbook-kernel-") -> tuple[Path, Path]:
+    """A private folder and a connection file in it for a kernel on unix sockets."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(folder, 0o700)  # the sockets inside are the kernel's only door
     connection: dict[str, object] = {f"{name}_port": port for port, name in enumerate(_CHANNELS, start=1)}
     connection |= {
@@ -97,6 +111,12 @@ def launch(*, cwd: Path | None = None, env: dict[str, str] | None = None) -> Lau
     connection_file = folder / "connection.json"
     connection_file.write_text(json.dumps(connection), encoding="utf-8")
     connection_file.chmod(0o600)
+    return folder, connection_file
+
+
+def launch(*, cwd: Path | None = None, env: dict[str, str] | None = None) -> LaunchedKernel:
+    """Start a Python kernel of this interpreter; it talks over private unix sockets."""
+    folder, connection_file = _connection()
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
     with (folder / "kernel.log").open("wb") as log:  # the kernel's own chatter, read if it dies
         process = subprocess.Popen(  # argv list, no shell
@@ -109,6 +129,163 @@ def launch(*, cwd: Path | None = None, env: dict[str, str] | None = None) -> Lau
             start_new_session=True,  # a Ctrl-C at the terminal reaches the CLI, which stops the kernel
         )
     return LaunchedKernel(process=process, connection_file=connection_file, folder=folder)
+
+
+@dataclass
+class _Forked:
+    """A kernel forked by the factory: not our child, so it is watched and signalled through a
+    pidfd, which stays bound to that process even once its pid is free for another."""
+
+    pid: int
+    _fd: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fd = os.pidfd_open(self.pid)
+        # without a pidfd (the kernel already gone), there is nothing left to signal
+
+    def _exited(self, timeout: float) -> bool:
+        if self._fd is None:
+            return True
+        readable, _, _ = select.select([self._fd], [], [], timeout)
+        if readable:
+            os.close(self._fd)
+            self._fd = None
+        return bool(readable)
+
+    def poll(self) -> int | None:
+        return -1 if self._exited(0) else None  # its exit status went to the factory, which reaped it
+
+    def send_signal(self, sig: int) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._fd, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._exited(timeout if timeout is not None else 1e9):
+            raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout or 0)
+        return -1
+
+
+# Imported once by the factory, so that no kernel it forks pays for them: the checks
+# library and what it stands on (the first cell of every runbook imports it).
+PRELOAD = ("checks", "checks.http", "checks.prometheus", "checks.postgres", "checks.redis", "checks.actions")
+
+
+class KernelPool:
+    """Fresh kernels, ready before they are asked for.
+
+    A factory process imports ipykernel and the checks library once, then forks
+    one kernel per `take()`: every kernel is a new process with an empty namespace
+    (no state leaks from one notebook into the next), but starts in a tenth of
+    the time a kernel takes from scratch. `size` kernels are kept forked ahead.
+    Where the factory cannot run or dies, `take()` falls back to `launch()`.
+
+        with KernelPool(cwd=root) as pool:
+            kernel = pool.take()      # ready now, or within milliseconds
+            ...                       # execute(..., kernel=kernel), which stops it
+
+    Safe to use from several threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: int = 2,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        preload: tuple[str, ...] = PRELOAD,
+    ) -> None:
+        self.cwd, self.env, self.size = cwd, env, max(1, size)
+        self._lock = threading.Lock()
+        self._ready: list[LaunchedKernel] = []
+        self._factory: subprocess.Popen[str] | None = subprocess.Popen(  # argv list, no shell
+            [sys.executable, "-m", "drillbook._factory", *preload],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        with self._lock:
+            self._fill()
+
+    def _fork(self) -> LaunchedKernel | None:
+        """A kernel forked by the factory; None without a working factory."""
+        factory = self._factory
+        if factory is None or factory.stdin is None or factory.stdout is None:
+            return None
+        folder, connection_file = _connection()
+        try:
+            request = {"connection_file": str(connection_file), "log": str(folder / "kernel.log")}
+            factory.stdin.write(json.dumps({**request, "cwd": str(self.cwd or "")}) + "\n")
+            factory.stdin.flush()
+            answer: dict[str, Any] = {}
+            while "pid" not in answer:  # the first line is the factory's "ready"
+                line = factory.stdout.readline()
+                if not line:
+                    raise OSError("the kernel factory exited")
+                answer = json.loads(line)
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+            self._lost_factory()
+            return None
+        return LaunchedKernel(
+            process=_Forked(int(answer["pid"])), connection_file=connection_file, folder=folder
+        )
+
+    def _lost_factory(self) -> None:
+        """The factory is gone, and the kernels it forked follow their parent: drop them."""
+        self._stop_factory()
+        doomed = [k for k in self._ready if isinstance(k.process, _Forked)]
+        self._ready = [k for k in self._ready if not isinstance(k.process, _Forked)]
+        for kernel in doomed:
+            kernel.stop()
+
+    def _fill(self) -> None:
+        """Up to `size` kernels waiting: forked, or started from scratch once the factory is gone."""
+        while len(self._ready) < self.size:
+            kernel = self._fork() or launch(cwd=self.cwd, env=self.env)
+            self._ready.append(kernel)
+
+    def take(self) -> LaunchedKernel:
+        """A fresh kernel for one notebook; the caller stops it (execute does)."""
+        with self._lock:
+            if self._factory is not None and self._factory.poll() is not None:
+                self._lost_factory()
+            self._fill()
+            kernel = self._ready.pop(0)
+            self._fill()
+        if not kernel.alive:  # died while waiting (killed from outside): start one from scratch
+            kernel.stop()
+            return launch(cwd=self.cwd, env=self.env)
+        return kernel
+
+    def _stop_factory(self) -> None:
+        factory, self._factory = self._factory, None
+        if factory is not None:
+            with contextlib.suppress(OSError):
+                factory.kill()
+            factory.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop the kernels nobody took, and the factory."""
+        with self._lock:
+            ready, self._ready = self._ready, []
+            for kernel in ready:
+                kernel.stop()
+            self._stop_factory()
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def kernel_info(connection_file: Path) -> dict[str, Any]:

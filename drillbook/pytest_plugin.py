@@ -6,17 +6,25 @@ sandbox's). The item fails when a cell raises, showing the cell's source and
 traceback, or when a diagnosis is CRIT or UNKNOWN: a healthy environment must
 raise no alarm. Executed notebooks and reports are written to
 `--runbook-output` (default build/executed), where the site picks them up.
+
+These runs only read, so they run `--runbook-jobs` at a time (default 2) with
+kernels from a pool (drillbook.harness): the first notebook item starts them
+all, each item reports its own. Notebook items run last, after every other
+test, so that none of them overlaps a test that changes the environment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from checks import Status, Targets
-from drillbook.runner import Runbook, execute, project_root, write_outputs
+from drillbook.harness import DEFAULT_JOBS, submit_many
+from drillbook.kernels import KernelPool
+from drillbook.runner import Execution, Runbook, project_root, write_outputs
 
 _HEADER = "format_name: percent"
 
@@ -29,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="folder for executed notebooks and reports (default: build/executed)",
     )
     group.addoption("--no-runbooks", action="store_true", help="do not collect notebooks/*.py as tests")
+    group.addoption(
+        "--runbook-jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        help=f"notebooks executed at the same time (default {DEFAULT_JOBS}; 1: one after the other)",
+    )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -38,6 +52,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         file: NotebookFile = NotebookFile.from_parent(parent, path=file_path)
         return file
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Notebook items last and together: their runs overlap each other, never another test."""
+    items.sort(key=lambda item: isinstance(item, NotebookItem))
 
 
 def _is_notebook(path: Path) -> bool:
@@ -69,10 +89,38 @@ class RunbookFailed(AssertionError):
     """A notebook raised, or a diagnosis was not OK against a healthy environment."""
 
 
-def _run_runbook(request: pytest.FixtureRequest, runbook_targets: Targets) -> None:
+class _Batch:
+    """Every notebook item's execution, started together in the background on first use."""
+
+    def __init__(self, session: pytest.Session, environment: str, jobs: int) -> None:
+        runbooks = [Runbook(i.name, i.path) for i in session.items if isinstance(i, NotebookItem)]
+        self.pool = KernelPool(size=jobs, cwd=project_root())
+        self.workers, self.futures = submit_many(
+            runbooks, parameters={"env": environment}, jobs=jobs, pool=self.pool
+        )
+
+    def result(self, runbook: Runbook) -> Execution:
+        future: Future[Execution] = self.futures[runbook.notebook]
+        return future.result()
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.workers.shutdown(wait=True)
+        self.pool.close()
+
+
+@pytest.fixture(scope="session")
+def _runbook_batch(request: pytest.FixtureRequest, runbook_targets: Targets) -> Iterator[_Batch]:
+    batch = _Batch(request.session, runbook_targets.environment, request.config.getoption("runbook_jobs"))
+    yield batch
+    batch.close()
+
+
+def _run_runbook(request: pytest.FixtureRequest, runbook_targets: Targets, _runbook_batch: _Batch) -> None:
     item = request.node
     runbook = Runbook(item.name, item.path)
-    execution = execute(runbook, parameters={"env": runbook_targets.environment})
+    execution = _runbook_batch.result(runbook)
     configured = request.config.getoption("runbook_output")
     folder = Path(configured) if configured else project_root() / "build" / "executed"
     paths = write_outputs(execution, folder)

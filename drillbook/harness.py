@@ -1,0 +1,83 @@
+"""Execute many notebooks fast: a fresh kernel each, none of them waited for, several at once.
+
+Running notebooks one after the other pays a kernel's start-up and shutdown for
+each; here kernels come from a `KernelPool` (forked ahead, with the kernel and
+the checks library already imported), and `jobs` notebooks run at the same time.
+Every notebook still gets its own new kernel process: nothing leaks between them.
+
+Only read-only runs belong here (diagnosis on a healthy environment, the
+catalogue's smoke run): notebooks that change the environment must run one at
+a time, as the drills do.
+
+    with KernelPool(size=2, cwd=root) as pool:
+        for execution in run_many(runbooks, parameters={"env": "sandbox"}, pool=pool):
+            ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from drillbook.kernels import KernelPool
+from drillbook.runner import Execution, Runbook, execute, project_root
+
+DEFAULT_JOBS = 2
+
+
+def run_many(
+    runbooks: Sequence[Runbook],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    jobs: int = DEFAULT_JOBS,
+    pool: KernelPool | None = None,
+    on_done: Callable[[Execution], None] | None = None,
+) -> list[Execution]:
+    """Execute every runbook's notebook, `jobs` at a time; the executions in the order given.
+
+    `on_done` is called with each execution as it finishes (from a worker
+    thread). A run that fails is recorded in its execution, never raised.
+    """
+    with _pool(pool, jobs) as kernels, ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
+        futures = [workers.submit(_one, r, parameters, kernels, on_done) for r in runbooks]
+        return [f.result() for f in futures]
+
+
+def submit_many(
+    runbooks: Sequence[Runbook],
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    jobs: int = DEFAULT_JOBS,
+    pool: KernelPool,
+) -> tuple[ThreadPoolExecutor, dict[Path, Future[Execution]]]:
+    """Start executing every runbook in the background; a future per notebook.
+
+    The caller shuts the executor down (and closes `pool`) once it has every result.
+    """
+    workers = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drillbook-run")
+    futures = {r.notebook: workers.submit(_one, r, parameters, pool, None) for r in runbooks}
+    return workers, futures
+
+
+def _one(
+    runbook: Runbook,
+    parameters: Mapping[str, Any] | None,
+    pool: KernelPool,
+    on_done: Callable[[Execution], None] | None,
+) -> Execution:
+    execution = execute(runbook, parameters=parameters, kernel=pool.take())
+    if on_done is not None:
+        on_done(execution)
+    return execution
+
+
+@contextmanager
+def _pool(pool: KernelPool | None, jobs: int) -> Iterator[KernelPool]:
+    if pool is not None:
+        yield pool
+        return
+    with KernelPool(size=max(1, jobs), cwd=project_root()) as own:
+        yield own
