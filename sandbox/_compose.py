@@ -34,7 +34,7 @@ from sandbox._driver import (
     warm_cache,
 )
 from sandbox._errors import CommandError, SandboxError, StartupError
-from sandbox._readiness import prometheus_has_sample, wait_for
+from sandbox._readiness import prometheus_has_sample, wait_for, wait_for_rate_window
 
 log = logging.getLogger("sandbox")
 
@@ -154,6 +154,12 @@ class ComposeDriver(Driver):
             hint="read `python -m sandbox logs prometheus --driver compose`.",
         )
         warm_cache(endpoints["api"], admin_token, timeout_s=max(1.0, deadline - time.monotonic()))
+        log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
+        wait_for_rate_window(
+            endpoints["prometheus"],
+            deadline=deadline,
+            hint="read `python -m sandbox logs prometheus --driver compose`.",
+        )
 
     def _ports(self) -> dict[str, int]:
         ports: dict[str, int] = {}

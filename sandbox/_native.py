@@ -73,6 +73,7 @@ from sandbox._readiness import (
     prometheus_has_sample,
     redis_pings,
     wait_for,
+    wait_for_rate_window,
 )
 
 log = logging.getLogger("sandbox")
@@ -323,6 +324,13 @@ class NativeDriver(Driver):
                 what="prometheus scraping api",
             )
             self.timings["scraped"] = time.monotonic() - started_up
+            log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
+            wait_for_rate_window(
+                endpoints["prometheus"],
+                deadline=deadline,
+                hint=f"read `python -m sandbox logs prometheus` or {self.layout.log('prometheus')}",
+            )
+            self.timings["observable"] = time.monotonic() - started_up
         except SandboxError as exc:
             tail = self._log_tail(failing)
             self.down()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import psycopg
@@ -13,6 +14,9 @@ from sandbox._errors import ReadinessTimeout
 
 PROBE_TIMEOUT_S = 1.0
 POLL_INTERVAL_S = 0.1
+# The sandbox's rate window (policy/environments.yml, sandbox: query.rate_window), over which
+# the runbooks judge rates; a sandbox is ready once Prometheus holds one window of the api.
+RATE_WINDOW_S = 15.0
 
 
 class NotReady(Exception):
@@ -85,15 +89,55 @@ def http_ok(url: str) -> None:
         raise NotReady(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
-def prometheus_has_sample(prometheus_url: str, query: str) -> None:
-    """The instant `query` returns at least one sample."""
+def _prometheus_query(prometheus_url: str, query: str) -> list[dict[str, Any]]:
+    """The samples of the instant `query`; NotReady when Prometheus does not answer it."""
     try:
         response = httpx.get(
             f"{prometheus_url}/api/v1/query", params={"query": query}, timeout=PROBE_TIMEOUT_S
         )
         response.raise_for_status()
-        result = response.json()["data"]["result"]
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise NotReady(f"{type(exc).__name__}: {exc}") from exc
-    if not result:
+    return result
+
+
+def prometheus_has_sample(prometheus_url: str, query: str) -> None:
+    """The instant `query` returns at least one sample."""
+    if not _prometheus_query(prometheus_url, query):
         raise NotReady(f"no sample yet for {query}")
+
+
+def _last_scrape(prometheus_url: str, job: str) -> float:
+    """The time of Prometheus's newest scrape of `job` (its own clock)."""
+    result = _prometheus_query(prometheus_url, f'max(timestamp(up{{job="{job}"}}))')
+    if not result:
+        raise NotReady(f"no scrape of {job} yet")
+    return float(result[0]["value"][1])
+
+
+def wait_for_rate_window(prometheus_url: str, *, job: str = "api", deadline: float, hint: str) -> float:
+    """Wait until Prometheus has scraped `job` for a whole rate window; the seconds it took.
+
+    Until then every rate a runbook reads covers less than its window (a cost per
+    call with no call yet, a hit rate with no look-up), and reads UNKNOWN on a
+    sandbox that is healthy.
+    """
+    started = time.monotonic()
+    first: list[float] = []
+
+    def filled() -> None:
+        newest = _last_scrape(prometheus_url, job)
+        first[:] = first or [newest]
+        if newest < first[0] + RATE_WINDOW_S:
+            raise NotReady(f"{newest - first[0]:.0f} s of {RATE_WINDOW_S:g} s scraped")
+
+    wait_for(
+        f"a {RATE_WINDOW_S:g} s rate window of {job} metrics",
+        filled,
+        deadline=deadline,
+        tried=f"max(timestamp(up{{job={job!r}}})) at {prometheus_url}",
+        hint=hint,
+        interval_s=0.5,
+    )
+    return time.monotonic() - started

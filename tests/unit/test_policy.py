@@ -96,3 +96,11 @@ def test_durations_round_trip(text: str, expected: timedelta) -> None:
 def test_bad_duration_says_how_to_write_one() -> None:
     with pytest.raises(ConfigError, match="such as 15m"):
         parse_duration("soon")
+
+
+def test_the_sandbox_waits_for_the_rate_window_the_policy_gives_it() -> None:
+    from checks._policy import load_environments, parse_duration
+    from sandbox._readiness import RATE_WINDOW_S
+
+    window = load_environments()["sandbox"]["query_defaults"]["rate_window"]
+    assert parse_duration(window).total_seconds() == RATE_WINDOW_S
