@@ -97,7 +97,7 @@ class ComposeDriver(Driver):
     ) -> str:
         return self._runner([*self.base, *args], timeout_s=timeout_s, hint=HINT, env=env)
 
-    def up(self, *, timeout_s: float = 300.0) -> None:
+    def up(self, *, timeout_s: float = 300.0, wait_for_rates: bool = True) -> None:
         deadline = time.monotonic() + timeout_s
         if self.state_file.exists() and set(self.status().values()) == {"running"}:
             log.info("the compose sandbox %s is already up", self.project)
@@ -116,7 +116,9 @@ class ComposeDriver(Driver):
                 env=env,
             )
             ports = self._ports()
-            self.after_up(loopback_endpoints(ports), admin_token=admin_token, deadline=deadline)
+            self.after_up(
+                loopback_endpoints(ports), admin_token=admin_token, deadline=deadline, rates=wait_for_rates
+            )
         except SandboxError as exc:
             failing = self._first_unhealthy()
             try:
@@ -143,8 +145,11 @@ class ComposeDriver(Driver):
         )
         log.info("compose sandbox %s ready", self.project)
 
-    def after_up(self, endpoints: Mapping[str, str], *, admin_token: str, deadline: float) -> None:
-        """Once compose says healthy: Prometheus scrapes the api, the cache is warm."""
+    def after_up(
+        self, endpoints: Mapping[str, str], *, admin_token: str, deadline: float, rates: bool = True
+    ) -> None:
+        """Once compose says healthy: Prometheus scrapes the api, the cache is warm, and with
+        `rates`, Prometheus holds a whole rate window of the api."""
         query = 'up{job="api"} == 1'
         wait_for(
             "prometheus scraping api",
@@ -154,12 +159,13 @@ class ComposeDriver(Driver):
             hint="read `python -m sandbox logs prometheus --driver compose`.",
         )
         warm_cache(endpoints["api"], admin_token, timeout_s=max(1.0, deadline - time.monotonic()))
-        log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
-        wait_for_rate_window(
-            endpoints["prometheus"],
-            deadline=deadline,
-            hint="read `python -m sandbox logs prometheus --driver compose`.",
-        )
+        if rates:
+            log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
+            wait_for_rate_window(
+                endpoints["prometheus"],
+                deadline=deadline,
+                hint="read `python -m sandbox logs prometheus --driver compose`.",
+            )
 
     def _ports(self) -> dict[str, int]:
         ports: dict[str, int] = {}

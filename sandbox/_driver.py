@@ -224,9 +224,12 @@ class Driver(ABC):
         self.state_file = state_file or state_path()
 
     @abstractmethod
-    def up(self, *, timeout_s: float = 90.0) -> None:
+    def up(self, *, timeout_s: float = 90.0, wait_for_rates: bool = True) -> None:
         """Start every service, wait until all are ready, write the state file.
 
+        With `wait_for_rates`, also wait until Prometheus holds a whole rate window of
+        the api, so that runbooks judge rates over a full window (about 15 s more);
+        tests of the sandbox's own machinery skip that wait.
         Idempotent: a sandbox that is already up is left as it is; a half-running one is
         stopped and started again.
         """

@@ -248,7 +248,7 @@ class NativeDriver(Driver):
 
     # -- the Driver interface ------------------------------------------------------------
 
-    def up(self, *, timeout_s: float = 90.0) -> None:
+    def up(self, *, timeout_s: float = 90.0, wait_for_rates: bool = True) -> None:
         started_up = time.monotonic()
         deadline = started_up + timeout_s
         self.timings = {}
@@ -324,13 +324,14 @@ class NativeDriver(Driver):
                 what="prometheus scraping api",
             )
             self.timings["scraped"] = time.monotonic() - started_up
-            log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
-            wait_for_rate_window(
-                endpoints["prometheus"],
-                deadline=deadline,
-                hint=f"read `python -m sandbox logs prometheus` or {self.layout.log('prometheus')}",
-            )
-            self.timings["observable"] = time.monotonic() - started_up
+            if wait_for_rates:
+                log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
+                wait_for_rate_window(
+                    endpoints["prometheus"],
+                    deadline=deadline,
+                    hint=f"read `python -m sandbox logs prometheus` or {self.layout.log('prometheus')}",
+                )
+                self.timings["observable"] = time.monotonic() - started_up
         except SandboxError as exc:
             tail = self._log_tail(failing)
             self.down()

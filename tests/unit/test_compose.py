@@ -168,7 +168,9 @@ class Recorder:
 class OfflineComposeDriver(ComposeDriver):
     """The compose driver without the HTTP steps after `up` (no containers run here)."""
 
-    def after_up(self, endpoints: Mapping[str, str], *, admin_token: str, deadline: float) -> None:
+    def after_up(
+        self, endpoints: Mapping[str, str], *, admin_token: str, deadline: float, rates: bool = True
+    ) -> None:
         self.seen_endpoints = dict(endpoints)
 
 
