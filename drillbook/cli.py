@@ -1,6 +1,6 @@
 """The `drillbook` command: run runbooks during an incident, plan them, classify, escalate.
 
-Exit codes (stable, for scripts):
+Exit codes (stable, for scripts; `diagnose` returns the worst of its runs):
 
     0  healthy: the run finished and every check was OK
     1  findings: the run finished and some check was not OK
@@ -30,6 +30,7 @@ from drillbook.kernels import LaunchedKernel, launch
 # The runner, the policy and the drivers load inside the commands, after `run`
 # and `plan` have launched their kernel: its boot overlaps those imports.
 if TYPE_CHECKING:
+    from drillbook.kernels import KernelPool
     from drillbook.redact import Redactor
     from drillbook.runner import CellEvent, Execution, Runbook, RunRecord
 
@@ -283,6 +284,102 @@ def plan(
     if record.error:
         term.say("[red]the run stopped:[/] {}", record.headline, err=True)
         raise typer.Exit(Exit.ERROR)
+
+
+@app.command()
+def diagnose(
+    runbooks: Annotated[
+        list[str] | None, typer.Argument(help="Runbook slugs or notebook paths (default: every runbook).")
+    ] = None,
+    env: EnvOption = "sandbox",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Runbooks run at the same time.")] = 2,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the records of these runs.")
+    ] = None,
+    cell_timeout: TimeoutOption = None,
+) -> None:
+    """Run the diagnosis of many runbooks at once (all by default): one line per runbook.
+
+    A sweep to see which runbook lights up, and the catalogue's smoke test:
+    mitigations are only planned, never applied, whatever the environment. Each
+    runbook still gets a fresh kernel of its own. Records (redacted) go to
+    incidents/<time>-diagnose-<env>/ unless --out says otherwise.
+    """
+    from drillbook.kernels import KernelPool
+    from drillbook.runner import Runbook, project_root
+
+    root = project_root()
+    with KernelPool(size=jobs, cwd=root) as pool:  # first: its kernels boot while the rest loads
+        try:
+            _check_environment(env)
+            books = [Runbook.find(name) for name in runbooks] if runbooks else Runbook.all(root=root)
+        except CheckError as exc:
+            raise _fail(exc) from None
+        folder = output or root / "incidents" / f"{datetime.now():%Y%m%dT%H%M%S}-diagnose-{env}"
+        term.say(
+            "diagnosis of {} runbooks in [bold]{}[/], {} at a time (dry run)", len(books), env, jobs, err=True
+        )
+        codes = _diagnose(books, env, jobs, pool, folder, cell_timeout)
+    term.say("records: {}", folder, err=True)
+    raise typer.Exit(Exit.ERROR if Exit.ERROR in codes else max(codes, default=Exit.HEALTHY))
+
+
+def _diagnose(
+    books: list[Runbook], env: str, jobs: int, pool: KernelPool, folder: Path, cell_timeout: float | None
+) -> list[Exit]:
+    import jupytext
+
+    from drillbook.harness import run_many
+    from drillbook.runner import notebook_parameters, write_outputs
+
+    width = max((len(b.slug) for b in books), default=0)
+    codes: list[Exit] = []
+    runnable = []
+    for book in books:  # a notebook that cannot run at all is named here, and the others still run
+        try:
+            notebook_parameters(jupytext.read(book.notebook))
+        except (CheckError, ValueError) as exc:
+            term.say("[red]✘[/] {} [red]error[/] {}: {}", f"{book.slug:<{width}}", book.notebook, exc)
+            codes.append(Exit.ERROR)
+        else:
+            runnable.append(book)
+
+    def done(execution: Execution) -> None:
+        record = execution.record
+        write_outputs(execution, folder, redactor=term.redactor)
+        code = _exit_code(record)
+        codes.append(code)
+        worst = [r for r in record.results("diagnosis") if not r.ok]
+        if record.error:
+            verdict = f"[red]error[/] {term.clean(record.headline or '')}"
+        elif worst:
+            verdict = "; ".join(
+                f"[{_STYLE[r.status]}]{r.status.value}[/] {term.clean(r.name)}" for r in worst
+            )
+        else:
+            verdict = "[green]OK[/]"
+        level = (record.severity or {}).get("level") or "-"
+        mark = (
+            "[green]✔[/]" if code is Exit.HEALTHY else "[red]✘[/]" if code is Exit.ERROR else "[yellow]![/]"
+        )
+        term.say(
+            f"{mark} {{}} {record.duration_s or 0:6.2f}s  {{}}  {verdict}",
+            f"{record.runbook:<{width}}",
+            f"{level:<4}",
+        )
+
+    # apply=False whatever the notebook's default; a notebook without these parameters gets none
+    parameters = {"env": env, "apply": False, "confirm": ""}
+    run_many(
+        runnable,
+        parameters=parameters,
+        jobs=jobs,
+        pool=pool,
+        on_done=done,
+        cell_timeout_s=cell_timeout,
+        only_declared=True,
+    )
+    return codes
 
 
 def _report(record: RunRecord) -> None:

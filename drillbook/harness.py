@@ -35,14 +35,21 @@ def run_many(
     jobs: int = DEFAULT_JOBS,
     pool: KernelPool | None = None,
     on_done: Callable[[Execution], None] | None = None,
+    cell_timeout_s: float | None = None,
+    only_declared: bool = False,
 ) -> list[Execution]:
     """Execute every runbook's notebook, `jobs` at a time; the executions in the order given.
 
     `on_done` is called with each execution as it finishes (from a worker
-    thread). A run that fails is recorded in its execution, never raised.
+    thread). A run that fails is recorded in its execution; a notebook that
+    cannot run at all (no parameters cell, an unknown parameter) raises its
+    ConfigError once every other run has finished. `only_declared`: see execute.
     """
     with _pool(pool, jobs) as kernels, ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
-        futures = [workers.submit(_one, r, parameters, kernels, on_done) for r in runbooks]
+        futures = [
+            workers.submit(_one, r, parameters, kernels, on_done, cell_timeout_s, only_declared)
+            for r in runbooks
+        ]
         return [f.result() for f in futures]
 
 
@@ -58,7 +65,7 @@ def submit_many(
     The caller shuts the executor down (and closes `pool`) once it has every result.
     """
     workers = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drillbook-run")
-    futures = {r.notebook: workers.submit(_one, r, parameters, pool, None) for r in runbooks}
+    futures = {r.notebook: workers.submit(_one, r, parameters, pool, None, None, False) for r in runbooks}
     return workers, futures
 
 
@@ -67,8 +74,16 @@ def _one(
     parameters: Mapping[str, Any] | None,
     pool: KernelPool,
     on_done: Callable[[Execution], None] | None,
+    cell_timeout_s: float | None,
+    only_declared: bool,
 ) -> Execution:
-    execution = execute(runbook, parameters=parameters, kernel=pool.take())
+    execution = execute(
+        runbook,
+        parameters=parameters,
+        cell_timeout_s=cell_timeout_s,
+        kernel=pool.take(),
+        only_declared=only_declared,
+    )
     if on_done is not None:
         on_done(execution)
     return execution

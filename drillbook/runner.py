@@ -78,7 +78,7 @@ class Runbook:
     def find(cls, name: str, *, root: Path | None = None) -> Runbook:
         """`name` is a slug (`service-down`) or a path to a notebook file."""
         path = Path(name)
-        if path.suffix == ".py" and path.is_file():
+        if path.suffix in (".py", ".ipynb") and path.is_file():
             return cls(path.stem, path.resolve())
         folder = (root or project_root()) / "notebooks"
         notebook = folder / f"{name}.py"
@@ -302,6 +302,7 @@ def execute(
     on_cell: Callable[[CellEvent], None] | None = None,
     incident: str | None = None,
     kernel: LaunchedKernel | None = None,
+    only_declared: bool = False,
 ) -> Execution:
     """Run `runbook`'s notebook in a fresh kernel and record every code cell.
 
@@ -311,17 +312,26 @@ def execute(
     `kernel` is a kernel launched earlier (`drillbook.kernels.launch`), so its
     boot overlapped the caller's start-up; without one, a kernel is launched
     here. Either way it serves this run only and is stopped before this returns.
+    `only_declared` drops the `parameters` the notebook does not declare, instead
+    of refusing them: for running many notebooks with the same settings.
     """
     root = project_root()
+    source = jupytext.read(runbook.notebook)
+    if only_declared:
+        _, declared = notebook_parameters(source)
+        parameters = {k: v for k, v in (parameters or {}).items() if k in declared}
     kernel = kernel or launch(cwd=root)
     try:
-        return _execute(runbook, root, kernel, parameters, cell_timeout_s, timeout_s, on_cell, incident)
+        return _execute(
+            runbook, source, root, kernel, parameters, cell_timeout_s, timeout_s, on_cell, incident
+        )
     finally:
         kernel.stop()
 
 
 def _execute(
     runbook: Runbook,
+    source: nbformat.NotebookNode,
     root: Path,
     kernel: LaunchedKernel,
     parameters: Mapping[str, Any] | None,
@@ -331,7 +341,7 @@ def _execute(
     incident: str | None,
 ) -> Execution:
     parameters = dict(parameters or {})
-    nb = inject_parameters(jupytext.read(runbook.notebook), parameters)
+    nb = inject_parameters(source, parameters)
     meta = nb.metadata.get("drillbook", {})
     per_cell = cell_timeout_s or float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S))
     _, defaults = notebook_parameters(nb)

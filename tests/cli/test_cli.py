@@ -242,6 +242,31 @@ def test_plan_lists_every_mitigation_with_its_exact_command_and_changes_nothing(
     assert "restart api" in done.stdout
 
 
+@pytest.mark.sandbox
+def test_diagnose_sweeps_every_runbook_in_dry_run_with_a_line_and_a_record_each(
+    sandbox: object, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep"
+    done = drillbook("diagnose", "--jobs", "2", "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr  # 1: a WARN somewhere, never CRIT on a healthy sandbox
+    slugs = [r.slug for r in Runbook.all()]
+    for slug in slugs:
+        assert re.search(rf"^\S+ {re.escape(slug)}\s+\d+\.\d+s ", done.stdout, re.MULTILINE), done.stdout
+        record = record_of(out, slug)
+        assert record["status"] == "ok", record["error"]
+        assert all(a["state"] != "applied" for a in record["actions"])  # type: ignore[union-attr, index]
+    assert "CRIT" not in done.stdout
+
+
+def test_diagnose_of_a_failing_notebook_is_exit_4_and_the_others_still_report(tmp_path: Path) -> None:
+    broken = notebook(tmp_path, "broken", "1 / 0")
+    fine = notebook(tmp_path, "fine", "answer = 42")
+    done = drillbook("diagnose", str(broken), str(fine), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert re.search(r"broken .*error .*ZeroDivisionError", done.stdout), done.stdout
+    assert record_of(tmp_path / "out", "fine")["status"] == "ok"
+
+
 def test_a_kernel_that_dies_is_reported_and_leaves_no_sockets_behind(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"  # the kernel's socket folder goes here, away from other runs
     scratch.mkdir()
