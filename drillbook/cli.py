@@ -349,7 +349,7 @@ def _diagnose(
         write_outputs(execution, folder, redactor=term.redactor)
         code = _exit_code(record)
         codes.append(code)
-        worst = [r for r in record.results("diagnosis") if not r.ok]
+        worst = [r for r in record.results() if not r.ok]
         if record.error:
             verdict = f"[red]error[/] {term.clean(record.headline or '')}"
         elif worst:
