@@ -1,5 +1,5 @@
 """`python -m drillbook`: the same as the `drillbook` command."""
 
-from drillbook.cli import main
+from drillbook._entry import main
 
 main()

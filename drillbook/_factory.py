@@ -1,6 +1,8 @@
 """The kernel factory: a process that imports the kernel once and forks a fresh kernel per request.
 
 Started by `drillbook.kernels.KernelPool` as `python -m drillbook._factory MODULE...`.
+(`python -m drillbook._factory --exec MODULE... -- KERNEL-ARGS` is a single kernel
+instead, in this process, once the modules are imported: what `launch` starts.)
 It imports ipykernel and the named modules (the checks library), then reads one
 JSON request per line on stdin and answers one JSON line on stdout:
 
@@ -39,12 +41,7 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os.close(devnull)
         if request.get("cwd"):
             os.chdir(request["cwd"])
-        from ipykernel.kernelapp import IPKernelApp
-
-        app = IPKernelApp.instance()
-        argv = ["-f", request["connection_file"], f"--IPKernelApp.parent_handle={os.getppid()}"]
-        app.initialize(argv)  # type: ignore[no-untyped-call]
-        app.start()  # type: ignore[no-untyped-call]
+        _start_kernel(["-f", request["connection_file"], f"--IPKernelApp.parent_handle={os.getppid()}"])
         status = 0
     except BaseException as exc:  # the child must never return into the factory's loop
         print(f"kernel failed to start: {exc!r}", file=sys.stderr, flush=True)
@@ -52,15 +49,35 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os._exit(status)
 
 
-def main(preload: list[str]) -> None:
+def _preload(modules: list[str]) -> None:
     import ipykernel.ipkernel  # the expensive part of a kernel's start-up
     import ipykernel.kernelapp  # noqa: F401
 
-    for name in preload:
+    for name in modules:
         try:
             importlib.import_module(name)
         except Exception as exc:  # a kernel can still import it itself, and fail there
             print(f"could not preload {name}: {exc!r}", file=sys.stderr, flush=True)
+
+
+def _start_kernel(argv: list[str]) -> None:
+    """Run an IPython kernel in this process with command line `argv`, until it is stopped."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(argv)  # type: ignore[no-untyped-call]
+    app.start()  # type: ignore[no-untyped-call]
+
+
+def run_kernel(modules: list[str], argv: list[str]) -> None:
+    """One kernel in this process, after importing `modules`: while they load, the caller
+    loads too, and the notebook's first imports find them done."""
+    _preload(modules)
+    _start_kernel(argv)
+
+
+def main(preload: list[str]) -> None:
+    _preload(preload)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they exit
     print(json.dumps({"ready": os.getpid()}), flush=True)
     for line in sys.stdin:
@@ -72,4 +89,8 @@ def main(preload: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--exec"]:
+        split = sys.argv.index("--")
+        run_kernel(sys.argv[2:split], sys.argv[split + 1 :])
+    else:
+        main(sys.argv[1:])

@@ -25,7 +25,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from checks import CheckError, ConfigError, Status
-from drillbook.kernels import LaunchedKernel, launch
+from drillbook.kernels import CORE, LaunchedKernel, launch
 
 # The runner, the policy and the drivers load inside the commands, after `run`
 # and `plan` have launched their kernel: its boot overlaps those imports.
@@ -83,6 +83,7 @@ class Terminal:
 
 
 term = Terminal()
+_early_kernel: LaunchedKernel | None = None  # launched by drillbook._entry, taken by the first run
 
 
 def _fail(exc: CheckError) -> typer.Exit:
@@ -174,7 +175,8 @@ def _execute(
     cell_timeout: float | None,
     incident: str | None = None,
 ) -> tuple[Runbook, Execution]:
-    kernel = launch()  # first: it boots while the rest of this loads
+    global _early_kernel
+    kernel, _early_kernel = _early_kernel or launch(preload=CORE), None  # it boots while the rest loads
     try:
         return _prepare_and_run(kernel, runbook, env, apply, confirm, param, cell_timeout, incident)
     finally:
@@ -521,16 +523,24 @@ def incident_new(
     term.say("post-mortem draft with {} runs in its timeline: {}", len(found), path)
 
 
-def main() -> None:
-    """The command. Exits without Python's interpreter teardown: by then every record is
-    written and closed and the kernel stopped, and unwinding the notebook machinery
-    (zmq contexts, their threads, thousands of modules) only adds a tenth of a second
-    before the prompt comes back."""
+def main(early_kernel: LaunchedKernel | None = None) -> None:
+    """The command. `early_kernel` is one launched before this module was imported (see
+    drillbook._entry); `run` or `plan` uses it, and it is stopped if nothing did.
+
+    Exits without Python's interpreter teardown: by then every record is written and
+    closed and the kernel stopped, and unwinding the notebook machinery (zmq contexts,
+    their threads, thousands of modules) only adds a tenth of a second before the
+    prompt comes back."""
+    global _early_kernel
+    _early_kernel = early_kernel
     try:
         app()
         code = 0
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    finally:
+        if _early_kernel is not None:
+            _early_kernel.stop()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

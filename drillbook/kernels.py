@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -114,10 +115,18 @@ def _connection(prefix: str = "drillbook-kernel-") -> tuple[Path, Path]:
     return folder, connection_file
 
 
-def launch(*, cwd: Path | None = None, env: dict[str, str] | None = None) -> LaunchedKernel:
-    """Start a Python kernel of this interpreter; it talks over private unix sockets."""
+def launch(
+    *, cwd: Path | None = None, env: dict[str, str] | None = None, preload: Sequence[str] = ()
+) -> LaunchedKernel:
+    """Start a Python kernel of this interpreter; it talks over private unix sockets.
+
+    `preload`: modules the kernel imports before it answers, such as the checks
+    library a runbook's first cell imports; they load while the caller starts up.
+    """
     folder, connection_file = _connection()
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    if preload:
+        argv = [sys.executable, "-m", "drillbook._factory", "--exec", *preload, "--", *argv[3:]]
     with (folder / "kernel.log").open("wb") as log:  # the kernel's own chatter, read if it dies
         process = subprocess.Popen(  # argv list, no shell
             argv,
@@ -170,9 +179,12 @@ class _Forked:
         return -1
 
 
-# Imported once by the factory, so that no kernel it forks pays for them: the checks
-# library and what it stands on (the first cell of every runbook imports it).
-PRELOAD = ("checks", "checks.http", "checks.prometheus", "checks.postgres", "checks.redis", "checks.actions")
+# What every runbook's first cell imports: targets and policy, the gate, HTTP and
+# Prometheus probes. A kernel for one run preloads these while the CLI starts.
+CORE = ("checks", "checks.targets", "checks.actions", "checks.http", "checks.prometheus", "checks.severity")
+# Imported once by the factory, so that no kernel it forks pays for them: the whole
+# checks library and what it stands on.
+PRELOAD = (*CORE, "checks.postgres", "checks.redis", "checks.flags", "checks.upstream", "checks.usage")
 
 
 class KernelPool:

@@ -254,7 +254,9 @@ def test_diagnose_sweeps_every_runbook_in_dry_run_with_a_line_and_a_record_each(
         assert re.search(rf"^\S+ {re.escape(slug)}\s+\d+\.\d+s ", done.stdout, re.MULTILINE), done.stdout
         record = record_of(out, slug)
         assert record["status"] == "ok", record["error"]
-        assert all(a["state"] != "applied" for a in record["actions"])  # type: ignore[union-attr, index]
+        actions = [a for c in record["cells"] for a in c["actions"]]  # type: ignore[attr-defined]
+        assert actions, slug  # every runbook has mitigations: planned, never applied
+        assert all(a["state"] == "planned" for a in actions), slug
     assert "CRIT" not in done.stdout
 
 
