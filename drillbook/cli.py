@@ -329,17 +329,15 @@ def diagnose(
 def _diagnose(
     books: list[Runbook], env: str, jobs: int, pool: KernelPool, folder: Path, cell_timeout: float | None
 ) -> list[Exit]:
-    import jupytext
-
     from drillbook.harness import run_many
-    from drillbook.runner import notebook_parameters, write_outputs
+    from drillbook.runner import notebook_parameters, read_notebook, write_outputs
 
     width = max((len(b.slug) for b in books), default=0)
     codes: list[Exit] = []
     runnable = []
     for book in books:  # a notebook that cannot run at all is named here, and the others still run
         try:
-            notebook_parameters(jupytext.read(book.notebook))
+            notebook_parameters(read_notebook(book.notebook))
         except (CheckError, ValueError) as exc:
             term.say("[red]✘[/] {} [red]error[/] {}: {}", f"{book.slug:<{width}}", book.notebook, exc)
             codes.append(Exit.ERROR)

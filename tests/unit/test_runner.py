@@ -1,13 +1,15 @@
-"""Parameter injection and redaction: what the runner writes and what it refuses."""
+"""Parameter injection, redaction and notebook reading: what the runner writes and refuses."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import jupytext
 import pytest
 
 from checks import ConfigError
 from drillbook.redact import MASK, Redactor
-from drillbook.runner import inject_parameters, notebook_parameters
+from drillbook.runner import inject_parameters, notebook_parameters, read_notebook
 
 NOTEBOOK = """\
 # %% [markdown]
@@ -86,3 +88,36 @@ def test_redaction_masks_declared_secrets_and_secret_shapes() -> None:
 def test_redaction_walks_nested_data() -> None:
     data = {"outputs": [{"text": "key sk-abcdefghijklmnopqrstuv"}], "n": 3}
     assert Redactor().data(data) == {"outputs": [{"text": f"key {MASK}"}], "n": 3}
+
+
+def cells(nb: jupytext.jupytext.NotebookNode) -> list[tuple[str, str, dict[str, object]]]:
+    """What a notebook says, without the cell ids jupytext draws at random on every read."""
+    return [(c.cell_type, c.source, dict(c.metadata)) for c in nb.cells]
+
+
+def test_a_read_notebook_is_cached_by_content_and_never_served_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "runbook.py"
+    path.write_text(NOTEBOOK)
+    first = read_notebook(path)
+    cached = list((tmp_path / "cache" / "drillbook" / "notebooks").glob("*.ipynb"))
+    assert len(cached) == 1
+    assert cells(read_notebook(path)) == cells(first) == cells(jupytext.read(path))
+
+    path.write_text(NOTEBOOK.replace("attempts = 3", "attempts = 5"))  # same size, new content
+    assert notebook_parameters(read_notebook(path))[1]["attempts"] == 5
+
+    cached[0].write_text("{ not json")  # a damaged cache entry is read past, not trusted
+    path.write_text(NOTEBOOK)
+    assert cells(read_notebook(path)) == cells(first)
+
+
+def test_an_unwritable_cache_only_costs_the_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    path = tmp_path / "runbook.py"
+    path.write_text(NOTEBOOK)
+    assert notebook_parameters(read_notebook(path))[1]["env"] == "sandbox"
