@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import copy
 import getpass
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from checks import RESULT_MIME, CheckResult, ConfigError, policy_dir
 from checks.actions import ACTION_MIME
 from checks.severity import SEVERITY_MIME
 from drillbook.kernels import LaunchedKernel, launch
+from drillbook.notebooks import read_notebook
 from drillbook.redact import Redactor
 
 T = TypeVar("T")
@@ -199,43 +199,6 @@ class Execution:
 
     notebook: nbformat.NotebookNode
     record: RunRecord
-
-
-def _cache_folder() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "drillbook" / "notebooks"
-
-
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """The notebook at `path` as jupytext reads it (py:percent or .ipynb).
-
-    Parsed notebooks are cached under ~/.cache/drillbook/notebooks ($XDG_CACHE_HOME),
-    keyed by the file's content and jupytext's version, so an unchanged runbook is
-    read without importing jupytext, which alone takes a fifth of a second on the
-    path to an on-call engineer's first result. A cache that cannot be read or
-    written is ignored.
-    """
-    from importlib.metadata import version
-
-    content = path.read_bytes()
-    key = hashlib.sha256(b"%s\0%s\0" % (version("jupytext").encode(), path.suffix.encode()) + content)
-    cached = _cache_folder() / f"{key.hexdigest()}.ipynb"
-    try:
-        found: nbformat.NotebookNode = nbformat.from_dict(json.loads(cached.read_text(encoding="utf-8")))
-        return found
-    except (OSError, ValueError):
-        pass
-    import jupytext
-
-    nb: nbformat.NotebookNode = jupytext.read(path)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(nb), encoding="utf-8")
-        tmp.replace(cached)
-    except OSError:
-        pass
-    return nb
 
 
 def notebook_parameters(nb: nbformat.NotebookNode) -> tuple[int, dict[str, Any]]:

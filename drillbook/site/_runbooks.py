@@ -12,10 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jupytext
 import nbformat
 
 from checks import ConfigError, SeverityPolicy
+from drillbook.notebooks import read_notebook
 
 from ._common import SiteError, SitePaths, escape, fence, front_matter, table
 
@@ -443,8 +443,9 @@ def _recorded_outputs(executed: Any) -> dict[str, list[Any]]:
 
 @lru_cache(maxsize=4096)
 def _read_notebook(path: Path, mtime_ns: int) -> Any:
-    """A Jupytext notebook, read once per build even when a page renders several of its tags."""
-    return jupytext.read(path)
+    """A Jupytext notebook, read once per build even when a page renders several of its tags
+    (and parsed once per content, across builds: drillbook.notebooks)."""
+    return read_notebook(path)
 
 
 @lru_cache(maxsize=4096)
