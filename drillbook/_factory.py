@@ -25,6 +25,11 @@ import signal
 import sys
 from typing import Any
 
+# Options of every kernel drillbook starts. IPython's history would keep every cell a
+# runbook ran, parameters included, in ~/.ipython: runs are recorded by drillbook's own
+# redacted record instead, and kernels share no state through that database.
+KERNEL_OPTIONS = ("--HistoryManager.enabled=False",)
+
 
 def _become_kernel(request: dict[str, Any]) -> None:
     """In the forked child: detach, point the standard streams at the log, run the kernel."""
@@ -41,7 +46,9 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os.close(devnull)
         if request.get("cwd"):
             os.chdir(request["cwd"])
-        _start_kernel(["-f", request["connection_file"], f"--IPKernelApp.parent_handle={os.getppid()}"])
+        _start_kernel(
+            ["-f", request["connection_file"], f"--IPKernelApp.parent_handle={os.getppid()}", *KERNEL_OPTIONS]
+        )
         status = 0
     except BaseException as exc:  # the child must never return into the factory's loop
         print(f"kernel failed to start: {exc!r}", file=sys.stderr, flush=True)

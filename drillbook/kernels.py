@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from drillbook._factory import KERNEL_OPTIONS
+
 if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
@@ -124,7 +126,7 @@ def launch(
     library a runbook's first cell imports; they load while the caller starts up.
     """
     folder, connection_file = _connection()
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file), *KERNEL_OPTIONS]
     if preload:
         argv = [sys.executable, "-m", "drillbook._factory", "--exec", *preload, "--", *argv[3:]]
     with (folder / "kernel.log").open("wb") as log:  # the kernel's own chatter, read if it dies

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drillbook.harness import run_many
-from drillbook.kernels import KernelPool
+from drillbook.kernels import KernelPool, launch
 from drillbook.runner import Execution, Runbook, execute
 
 HEADER = """# ---
@@ -107,3 +107,15 @@ def test_a_failing_notebook_is_recorded_and_the_others_still_run(tmp_path: Path,
     runs = run_many([broken, fine, broken, fine], jobs=2)
     assert [r.record.status for r in runs] == ["error", "ok", "error", "ok"]
     assert "ZeroDivisionError" in (runs[0].record.error or "")
+
+
+def test_kernels_keep_no_history_of_what_they_ran(tmp_path: Path, scratch: Path) -> None:
+    ipython = tmp_path / "ipython"
+    env = {**os.environ, "IPYTHONDIR": str(ipython)}
+    secretish = notebook(tmp_path, "history", "token = 'for-no-log-of-any-kind'", "token")
+    runs = [execute(secretish, kernel=launch(cwd=tmp_path, env=env))]
+    with KernelPool(size=1, cwd=tmp_path, env=env) as pool:
+        runs.append(execute(secretish, kernel=pool.take()))
+    assert [r.record.status for r in runs] == ["ok", "ok"], [r.record.error for r in runs]
+    assert (ipython / "profile_default").is_dir()  # the kernels did use this IPython folder
+    assert list(ipython.rglob("history.sqlite")) == []
