@@ -22,7 +22,7 @@ from checks._errors import (
     ConfigError,
     ProbeError,
 )
-from checks._result import RESULT_MIME, CheckResult, Status
+from checks._result import ACTION_MIME, RESULT_MIME, SEVERITY_MIME, CheckResult, Status
 
 if TYPE_CHECKING:
     from checks import actions, http, postgres, prometheus, redis, sessions, severity
@@ -91,8 +91,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ACTION_MIME",
     "POLICY_DIR_VARIABLE",
     "RESULT_MIME",
+    "SEVERITY_MIME",
     "Action",
     "ActionError",
     "ActionFailed",

@@ -11,8 +11,12 @@ from typing import Any
 
 from checks._errors import CheckFailed, ProbeError
 
-#: The MIME type under which a result travels in a notebook's outputs.
+#: The MIME types under which a result, an action and a severity travel in a notebook's
+#: outputs. Here together, so that a reader of outputs (the runner) needs none of the
+#: modules that produce them.
 RESULT_MIME = "application/vnd.drillbook.result+json"
+ACTION_MIME = "application/vnd.drillbook.action+json"
+SEVERITY_MIME = "application/vnd.drillbook.severity+json"
 
 
 class Status(enum.Enum):

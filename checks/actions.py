@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from checks._admin import admin_call, admin_state
 from checks._errors import ActionFailed, ActionRefused, CheckError, ConfigError
-from checks._result import CheckResult, utcnow
+from checks._result import ACTION_MIME, CheckResult, utcnow
 from checks.targets import Targets
 
 __all__ = [
@@ -41,8 +41,6 @@ __all__ = [
     "set_upstream_timeout",
     "warm_cache",
 ]
-
-ACTION_MIME = "application/vnd.drillbook.action+json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from checks._policy import (
     load_escalation,
     load_severity,
 )
-from checks._result import CheckResult, Status
+from checks._result import SEVERITY_MIME, CheckResult, Status
 
 __all__ = [
     "SEVERITY_MIME",
@@ -34,7 +34,6 @@ __all__ = [
     "summarize",
 ]
 
-SEVERITY_MIME = "application/vnd.drillbook.severity+json"
 
 # measurement name → (how to combine several readings, trigger field, comparison)
 _WORST = {"availability": min, "error_ratio": max, "p95_latency_seconds": max}

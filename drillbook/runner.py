@@ -33,9 +33,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from checks import RESULT_MIME, CheckResult, ConfigError, policy_dir
-from checks.actions import ACTION_MIME
-from checks.severity import SEVERITY_MIME
+from checks import ACTION_MIME, RESULT_MIME, SEVERITY_MIME, CheckResult, ConfigError, policy_dir
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.notebooks import read_notebook
 from drillbook.redact import Redactor
