@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from checks import postgres, prometheus
+from checks import prometheus
 from checks._admin import admin_call
 from checks._errors import ActionFailed, ConfigError, ProbeError
 from checks._policy import parse_duration
@@ -176,6 +176,8 @@ def check_rollout_target(
 
 def outcomes_by_type(target: Targets | str, *, since: timedelta) -> dict[str, int]:
     """Calls in the usage log since `since` by outcome: "ok" or the error type."""
+    from checks import postgres  # psycopg loads only where the usage log is read
+
     rows = postgres.aggregate(
         target,
         """
@@ -192,6 +194,8 @@ def outcomes_by_type(target: Targets | str, *, since: timedelta) -> dict[str, in
 
 def outcomes_by_skill(target: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
     """Per skill in the usage log since `since`: calls, failures and their most common type."""
+    from checks import postgres  # psycopg loads only where the usage log is read
+
     rows = postgres.aggregate(
         target,
         """
@@ -419,6 +423,8 @@ def check_slow_skill(
     `evidence["skill"]` names the slowest skill (`default_skill` when there is none)."""
     since = since or usage_window(targets)
     try:
+        from checks import postgres  # psycopg loads only where the usage log is read
+
         rows = postgres.slow_skills(targets, since=since)
     except ProbeError as exc:
         result = _usage_unreadable("slow-skill", exc)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from checks import CheckResult, ConfigError, ProbeError, Status, flags
+from checks import CheckResult, ConfigError, ProbeError, Status, flags, postgres
 from checks.targets import Targets
 from checks.testing import prometheus_transport, result, targets
 
@@ -152,7 +152,7 @@ def test_a_candidate_much_worse_than_failing_others_is_still_blamed() -> None:
 def slow(monkeypatch: pytest.MonkeyPatch, averages: dict[str, float]) -> None:
     rows = [{"skill": k, "calls": 5, "avg_ms": v, "p95_ms": v, "max_ms": v} for k, v in averages.items()]
     monkeypatch.setattr(
-        flags.postgres, "slow_skills", lambda target, since: sorted(rows, key=lambda r: -r["avg_ms"])
+        postgres, "slow_skills", lambda target, since: sorted(rows, key=lambda r: -r["avg_ms"])
     )
 
 
