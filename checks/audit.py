@@ -164,12 +164,8 @@ def check_cross_user_reads(
     try:
         samples = prometheus.query(targets, promql, client=client)
     except ProbeError as exc:
-        return CheckResult(
-            "cross-user-reads",
-            Status.UNKNOWN,
-            f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
-            remedy="Read the audit log directly (key-fanout).",
+        return prometheus._cannot_ask(
+            "cross-user-reads", exc, remedy="Read the audit log directly (key-fanout)."
         )
     rates = {s.labels.get("key_prefix", "?"): round(s.value, 2) for s in samples}
     loud = {k: v for k, v in rates.items() if v > max_per_s}

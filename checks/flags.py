@@ -101,11 +101,9 @@ def check_rollout(
             client=client,
         )
     except ProbeError as exc:
-        return CheckResult(
-            "rollout", Status.UNKNOWN, f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
-            remedy="Read the flag from the admin API (GET /admin/state) instead.",
-        )  # fmt: skip
+        return prometheus._cannot_ask(
+            "rollout", exc, remedy="Read the flag from the admin API (GET /admin/state) instead."
+        )
     evidence: dict[str, Any] = {"skill": skill, "rollout_percentage": percentage, "window": w}
     if percentage is None:
         return CheckResult(

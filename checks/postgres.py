@@ -489,11 +489,9 @@ def check_service_pool(
         )
         limit = prometheus.scalar(targets, f'sum(db_pool_max_connections{{job="{job}"}})', client=client)
     except ProbeError as exc:
-        return CheckResult(
+        return prometheus._cannot_ask(
             "service-pool",
-            Status.UNKNOWN,
-            f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
+            exc,
             remedy="Prometheus itself may be down: read the pool from the service's /metrics.",
         )
     if waiting is None or limit is None:
@@ -532,12 +530,7 @@ def check_exporter(targets: Targets, *, client: Any = None) -> CheckResult:
     try:
         value = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
-        return CheckResult(
-            "pg-exporter",
-            Status.UNKNOWN,
-            f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
-        )
+        return prometheus._cannot_ask("pg-exporter", exc, remedy="")
     if value is None:
         return CheckResult("pg-exporter", Status.UNKNOWN, "Prometheus has no pg_up series", {"query": promql})
     if value < 1:

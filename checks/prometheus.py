@@ -307,13 +307,18 @@ def check_firing_alerts(
     return CheckResult("firing-alerts", Status.CRIT, f"firing: {listed}", evidence)
 
 
-def _cannot_ask(name: str, exc: ProbeError) -> CheckResult:
+def _cannot_ask(
+    name: str,
+    exc: ProbeError,
+    remedy: str = "Prometheus itself may be down: check it before trusting any alert.",
+) -> CheckResult:
+    """The verdict of a check whose question to Prometheus went unanswered: UNKNOWN, with the error."""
     return CheckResult(
         name,
         Status.UNKNOWN,
         f"could not ask Prometheus: {exc}",
         {"error": str(exc), "prometheus": exc.target},
-        remedy="Prometheus itself may be down: check it before trusting any alert.",
+        remedy=remedy,
     )
 
 

@@ -240,12 +240,8 @@ def _ask_prometheus(name: str, targets: Targets, promql: str, client: Any) -> fl
     try:
         return prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
-        return CheckResult(
-            name,
-            Status.UNKNOWN,
-            f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
-            remedy="Prometheus itself may be down: read INFO stats on Redis directly.",
+        return prometheus._cannot_ask(
+            name, exc, remedy="Prometheus itself may be down: read INFO stats on Redis directly."
         )
 
 

@@ -114,7 +114,7 @@ def _share(
     try:
         rates = call_outcomes(targets, window=window, client=client)
     except ProbeError as exc:
-        return _cannot_ask(name, exc)
+        return prometheus._cannot_ask(name, exc)
     total = sum(rates.values())
     evidence: dict[str, Any] = {"per_second": {k: round(v, 3) for k, v in sorted(rates.items())}, "window": w}
     if total <= 0:
@@ -186,7 +186,7 @@ def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = Non
         )
         forced = prometheus.scalar(targets, f'max(circuit_breaker_forced{{job="{job}"}})', client=client)
     except ProbeError as exc:
-        return _cannot_ask("circuit-breaker", exc)
+        return prometheus._cannot_ask("circuit-breaker", exc)
     evidence = {"state": state, "forced": bool(forced), "window": w}
     if state is None:
         return CheckResult(
@@ -231,7 +231,7 @@ def check_fallback_share(
             targets, f'sum(rate(skill_requests_total{{job="{job}"}}[{w}]))', client=client
         )
     except ProbeError as exc:
-        return _cannot_ask("fallback-share", exc)
+        return prometheus._cannot_ask("fallback-share", exc)
     if not total:
         return CheckResult(
             "fallback-share", Status.UNKNOWN, f"no analyses in the last {w}: nothing to judge", {"window": w}
@@ -266,7 +266,7 @@ def check_upstream_latency(
     try:
         seconds = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
-        return _cannot_ask("upstream-latency", exc)
+        return prometheus._cannot_ask("upstream-latency", exc)
     if seconds is None:
         return CheckResult("upstream-latency", Status.OK, f"no upstream calls in the last {w}", {"window": w})
     status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
@@ -276,16 +276,6 @@ def check_upstream_latency(
         f"p{quantile * 100:g} of upstream calls {seconds:.2f} s over the last {w}",
         {"seconds": round(seconds, 3), "window": w, "warn_s": warn_s, "crit_s": crit_s},
         remedy="The provider is slow: open the circuit breaker (fallback) or lower max tokens.",
-    )
-
-
-def _cannot_ask(name: str, exc: ProbeError) -> CheckResult:
-    return CheckResult(
-        name,
-        Status.UNKNOWN,
-        f"could not ask Prometheus: {exc}",
-        {"error": str(exc), "prometheus": exc.target},
-        remedy="Prometheus itself may be down: check it before trusting any alert.",
     )
 
 
@@ -314,7 +304,7 @@ def check_latency_source(
         api_s = prometheus.scalar(targets, api, client=client)
         upstream_s = prometheus.scalar(targets, provider, client=client)
     except ProbeError as exc:
-        return _cannot_ask("latency-source", exc)
+        return prometheus._cannot_ask("latency-source", exc)
     if api_s is None:
         return CheckResult(
             "latency-source", Status.UNKNOWN, f"no /api requests in the last {w}", {"window": w}

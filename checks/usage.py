@@ -62,12 +62,8 @@ def check_cost_per_call(
     try:
         samples = prometheus.query(targets, promql, client=client)
     except ProbeError as exc:
-        return CheckResult(
-            "cost-per-call",
-            Status.UNKNOWN,
-            f"could not ask Prometheus: {exc}",
-            {"error": str(exc), "prometheus": exc.target},
-            remedy="Prometheus itself may be down: read the usage log (the next step).",
+        return prometheus._cannot_ask(
+            "cost-per-call", exc, remedy="Prometheus itself may be down: read the usage log (the next step)."
         )
     ratios = {
         s.labels.get("skill", "?"): round(s.value, 2) for s in samples if s.value == s.value
