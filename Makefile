@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 PYTHON ?= python3
 # auto: docker compose when a Docker engine answers, local processes otherwise
 SANDBOX_DRIVER ?= auto
+# test processes for `make test`, each with its own sandbox (they mostly wait on
+# Prometheus's rate windows, so more than the number of cores pays off)
+TEST_WORKERS ?= 3
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: serve test lint unit runbooks drills site vendor offline print sandbox-up sandbox-down \
@@ -31,12 +34,13 @@ os-packages-site:
 serve: os-packages-site $(STAMP) vendor
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
-## Everything: lint, types, then the tests against a sandbox that is stopped
-## again however the tests end.
+## Everything: lint, types, then the tests against sandboxes that are stopped
+## again however the tests end. The tests run on TEST_WORKERS processes, each with
+## a sandbox of its own (replica K for worker K), so drills run side by side.
 test: os-packages $(STAMP) vendor lint
-	@trap '$(PY) -m sandbox down' EXIT; \
-	$(PY) -m sandbox up; \
-	$(PY) -m pytest --sandbox=external
+	@trap '$(PY) -m sandbox down --replicas $(TEST_WORKERS)' EXIT; \
+	$(PY) -m sandbox up --replicas $(TEST_WORKERS); \
+	$(PY) -m pytest --sandbox=external -n $(TEST_WORKERS)
 
 ## Style, types, and the runbooks' own lint (pages, notebooks, alerts, faults, templates).
 lint: $(STAMP)

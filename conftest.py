@@ -4,16 +4,26 @@
 one and stops it however the tests end); `--sandbox=start` starts one for this
 session and stops it after; `auto` (the default) attaches when one runs and
 starts one otherwise.
+
+Under pytest-xdist (`make test` runs `-n N`), worker K takes sandbox replica K
+(`python -m sandbox up --replicas N` starts them), so that a drill on one worker never
+sees another worker's fault; tests/scheduling.py says how the tests are shared out.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from checks import Targets
-from sandbox import Driver, NotRunning, get_driver, read_state, state_path
+from sandbox import Driver, NotRunning, get_driver, read_state, replica_dir, state_path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,6 +33,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="auto",
         help="attach to a running sandbox (external), start one (start), or either (auto)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... on a worker
+    if worker.startswith("gw") and (index := int(worker.removeprefix("gw"))):
+        # Before any fixture, and for every kernel and command the tests start.
+        os.environ["DRILLBOOK_SANDBOX_DIR"] = str(replica_dir(index))
+        os.environ.pop("DRILLBOOK_SANDBOX_STATE", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Drills first: under pytest-xdist they are the long units, best started early."""
+    items.sort(key=lambda item: item.get_closest_marker("drill") is None)
+
+
+if importlib.util.find_spec("xdist") is not None:  # a dev dependency; without it, one process
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        from tests.scheduling import SandboxScheduling
+
+        return SandboxScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +70,8 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Driver]:
     if mode == "external":
         raise pytest.UsageError(
             f"--sandbox=external, but no sandbox runs (no {state_path()}). "
-            "Start one with `python -m sandbox up`, or pass --sandbox=start."
+            "Start one with `python -m sandbox up` (with `--replicas N` for `-n N` workers), "
+            "or pass --sandbox=start."
         )
     driver = get_driver()
     driver.up()
@@ -47,6 +79,18 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Driver]:
         yield driver
     finally:
         driver.down()
+
+
+@pytest.fixture
+def scratch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary folder of the test's own that is also the process's TMPDIR, so that a
+    test can look for what kernels leave behind there. Short on purpose: pytest's own
+    per-test folders can be too deep for a kernel's unix socket paths."""
+    folder = Path(tempfile.mkdtemp(prefix="scratch-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

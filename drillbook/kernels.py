@@ -99,9 +99,20 @@ class LaunchedKernel:
         self.stop()
 
 
+# A unix socket's path must fit in sockaddr_un.sun_path: 108 bytes on Linux, 104 on macOS.
+_SOCKET_PATH_LIMIT = 103
+
+
 def _connection(prefix: str = "drillbook-kernel-") -> tuple[Path, Path]:
     """A private folder and a connection file in it for a kernel on unix sockets."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
+    longest = folder / f"kernel-{len(_CHANNELS)}"
+    if len(os.fsencode(longest)) > _SOCKET_PATH_LIMIT:
+        folder.rmdir()
+        raise OSError(
+            f"a kernel socket would be {longest}, longer than the {_SOCKET_PATH_LIMIT} bytes "
+            "a unix socket path may have; set TMPDIR to a shorter folder"
+        )
     os.chmod(folder, 0o700)  # the sockets inside are the kernel's only door
     connection: dict[str, object] = {f"{name}_port": port for port, name in enumerate(_CHANNELS, start=1)}
     connection |= {

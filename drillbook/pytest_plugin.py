@@ -11,6 +11,8 @@ These runs only read, so they run `--runbook-jobs` at a time (default 2) with
 kernels from a pool (drillbook.harness): the first notebook item starts them
 all, each item reports its own. Notebook items run last, after every other
 test, so that none of them overlaps a test that changes the environment.
+Under pytest-xdist, a worker that gets one notebook item runs the batch of all
+of them: schedule them onto one worker (this project's conftest.py does).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 from typing import Literal
 
-from sandbox._driver import SERVICES, Driver, State, read_state, state_path, stopped
+from sandbox._driver import SERVICES, Driver, State, read_state, replica_dir, state_path, stopped
 from sandbox._errors import (
     CommandError,
     NotRunning,
@@ -46,6 +46,7 @@ __all__ = [
     "docker_engine_answers",
     "get_driver",
     "read_state",
+    "replica_dir",
     "state_path",
     "stopped",
 ]

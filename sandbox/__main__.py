@@ -9,6 +9,10 @@
     python -m sandbox faults                   the fault catalogue: name, alerts, description
     python -m sandbox inject|clear FAULT       stage or undo a fault (game days, drills)
 
+`up`, `down` and `status` take `--replicas N`: the same on N independent sandboxes at
+once, replica 0 in the usual directory and replica K in its sibling `<dir>-K`
+(parallel test workers take one each). Their output lines start with `replica K:`.
+
 Every subcommand takes `--driver auto|native|compose` (default auto).
 Exit codes: 0 done; 1 failed (the message says why and how to fix it);
 2 bad usage; 3 no sandbox is running, or `status` found a service not running.
@@ -19,10 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
+import threading
 from collections.abc import Sequence
+from typing import TextIO
 
-from sandbox import SERVICES, NotRunning, SandboxError, get_driver
+from sandbox import SERVICES, NotRunning, SandboxError, get_driver, replica_dir
 from sandbox.faults import Injector, catalogue
 
 EXIT_OK = 0
@@ -40,10 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the drillbook sandbox.")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", parents=[common], help="start every service and wait")
+    replicas = argparse.ArgumentParser(add_help=False)
+    replicas.add_argument(
+        "--replicas",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="act on N independent sandboxes at once (default: 1)",
+    )
+    up = commands.add_parser("up", parents=[common, replicas], help="start every service and wait")
     up.add_argument("--timeout", type=float, help="seconds (default: the driver's)")
-    commands.add_parser("down", parents=[common], help="stop everything")
-    commands.add_parser("status", parents=[common], help="state of each service")
+    commands.add_parser("down", parents=[common, replicas], help="stop everything")
+    commands.add_parser("status", parents=[common, replicas], help="state of each service")
     commands.add_parser("endpoints", parents=[common], help="endpoints as JSON")
     logs = commands.add_parser("logs", parents=[common], help="last lines of a service's log")
     logs.add_argument("service", choices=SERVICES)
@@ -58,8 +74,55 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"the number of sandboxes is 1 or more, not {text!r}")
+    return value
+
+
+def _relay(stream: TextIO, prefix: str, out: TextIO) -> None:
+    for line in stream:
+        out.write(f"{prefix}{line}")
+        out.flush()
+
+
+def _on_replicas(argv: Sequence[str], count: int) -> int:
+    """`argv` (a command without --replicas) on replicas 0..count-1 at once; the worst exit code."""
+    children = []
+    relays = []
+    for index in range(count):
+        env = dict(os.environ, DRILLBOOK_SANDBOX_DIR=str(replica_dir(index)))
+        env.pop("DRILLBOOK_SANDBOX_STATE", None)  # names a single sandbox's file
+        child = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        children.append(child)
+        for stream, out in ((child.stdout, sys.stdout), (child.stderr, sys.stderr)):
+            assert stream is not None  # piped above
+            relay = threading.Thread(target=_relay, args=(stream, f"replica {index}: ", out), daemon=True)
+            relay.start()
+            relays.append(relay)
+    codes = [child.wait() for child in children]
+    for relay in relays:
+        relay.join()
+    return max(codes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "replicas", 1) > 1:
+        single = [args.command, "--driver", args.driver]
+        if getattr(args, "timeout", None) is not None:
+            single += ["--timeout", str(args.timeout)]
+        return _on_replicas(single, args.replicas)
     progress = logging.StreamHandler(sys.stderr)
     progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
     logging.getLogger("sandbox").addHandler(progress)

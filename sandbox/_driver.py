@@ -79,6 +79,17 @@ def sandbox_dir() -> Path:
     return Path(override).resolve() if override else REPO_ROOT / ".sandbox"
 
 
+def replica_dir(index: int) -> Path:
+    """The working directory of replica `index`: 0 is `sandbox_dir()`, N its sibling `<dir>-N`.
+
+    Replicas are whole, independent sandboxes; parallel test workers take one each, so that
+    drills that inject faults never see one another's."""
+    if index < 0:
+        raise ValueError(f"a sandbox replica index is 0 or more, not {index}")
+    base = sandbox_dir()
+    return base if index == 0 else base.with_name(f"{base.name}-{index}")
+
+
 def state_path() -> Path:
     """The state file: `$DRILLBOOK_SANDBOX_STATE`, else `state.json` in `sandbox_dir()`."""
     override = os.environ.get("DRILLBOOK_SANDBOX_STATE")

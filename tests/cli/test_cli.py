@@ -269,9 +269,7 @@ def test_diagnose_of_a_failing_notebook_is_exit_4_and_the_others_still_report(tm
     assert record_of(tmp_path / "out", "fine")["status"] == "ok"
 
 
-def test_a_kernel_that_dies_is_reported_and_leaves_no_sockets_behind(tmp_path: Path) -> None:
-    scratch = tmp_path / "tmp"  # the kernel's socket folder goes here, away from other runs
-    scratch.mkdir()
+def test_a_kernel_that_dies_is_reported_and_leaves_no_sockets_behind(tmp_path: Path, scratch: Path) -> None:
     book = notebook(tmp_path, "dies", "alive = True", "import os\nos._exit(3)")
     done = drillbook("run", str(book), "--out", str(tmp_path / "out"), env={"TMPDIR": str(scratch)})
     assert done.returncode == 4

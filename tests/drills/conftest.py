@@ -7,7 +7,9 @@ the site can say "drill passed in N s" next to the runbook.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
@@ -60,14 +62,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _RESULTS:
         return
-    try:
-        summary: dict[str, list[dict[str, Any]]] = json.loads(SUMMARY.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = {}
-    for (runbook, fault), result in _RESULTS.items():
-        kept = [entry for entry in summary.get(runbook, []) if entry.get("fault") != fault]
-        summary[runbook] = [*kept, result]
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
-    tmp = SUMMARY.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(SUMMARY)
+    # Parallel workers each merge their own drills: one at a time, under a lock.
+    with SUMMARY.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            summary: dict[str, list[dict[str, Any]]] = json.loads(SUMMARY.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+        for (runbook, fault), result in _RESULTS.items():
+            kept = [entry for entry in summary.get(runbook, []) if entry.get("fault") != fault]
+            summary[runbook] = [*kept, result]
+        tmp = SUMMARY.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(SUMMARY)

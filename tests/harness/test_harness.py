@@ -44,15 +44,6 @@ def outputs(execution: Execution) -> list[str]:
     return texts
 
 
-@pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Kernel socket folders go to a folder of this test's own, to look for leftovers."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
 def test_every_notebook_gets_its_own_new_process_and_sees_nothing_of_the_one_before(
     tmp_path: Path, scratch: Path
 ) -> None:
@@ -119,3 +110,14 @@ def test_kernels_keep_no_history_of_what_they_ran(tmp_path: Path, scratch: Path)
     assert [r.record.status for r in runs] == ["ok", "ok"], [r.record.error for r in runs]
     assert (ipython / "profile_default").is_dir()  # the kernels did use this IPython folder
     assert list(ipython.rglob("history.sqlite")) == []
+
+
+def test_a_socket_folder_too_deep_for_unix_sockets_is_refused_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with pytest.raises(OSError, match="set TMPDIR to a shorter folder"):
+        launch()
+    assert list(deep.iterdir()) == []  # nothing half-made is left behind

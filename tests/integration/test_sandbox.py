@@ -472,8 +472,10 @@ def test_a_second_sandbox_runs_side_by_side_on_other_ports(sandbox: Driver, api:
     with sandbox_dir(), running_sandbox() as second:
         other = second.endpoints()
         assert first.isdisjoint({urlsplit(url).port for url in other.values()})
-        assert httpx.get(f"{other['api']}/health", timeout=5).status_code == 200
-        assert api.get("/health").status_code == 200
+        theirs = httpx.get(f"{other['api']}/health", timeout=5)
+        assert theirs.status_code == 200, theirs.text
+        ours = api.get("/health")
+        assert ours.status_code == 200, ours.text
         assert second.state_file != sandbox.state_file
 
 
