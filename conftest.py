@@ -44,8 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Drills first: under pytest-xdist they are the long units, best started early."""
-    items.sort(key=lambda item: item.get_closest_marker("drill") is None)
+    """The longest units of work first, so that under pytest-xdist the short ones fill the
+    gaps at the end: the sandbox's own integration modules (a sandbox each, about two
+    minutes for the fault catalogue), then the drills, then the rest."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith("tests/integration/"):
+            return 0
+        return 1 if item.get_closest_marker("drill") else 2
+
+    items.sort(key=rank)
 
 
 if importlib.util.find_spec("xdist") is not None:  # a dev dependency; without it, one process

@@ -6,8 +6,8 @@ A unit of work goes to one worker whole:
 - every other test with the rest of its module: a module's tests share its fixtures
   (a sandbox of their own, a built site), which a worker would otherwise set up again.
 
-Units go out in collection order, which puts the drills first (conftest.py), so that the
-long ones start early and the short ones fill the gaps at the end.
+Units go out in collection order, which puts the longest first (conftest.py), so that
+the short ones fill the gaps at the end.
 """
 
 from __future__ import annotations
