@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from sandbox import SERVICES, replica_dir
+from sandbox._native import LISTENERS, pick_ports
 from tests.scheduling import scope_of
 
 
@@ -72,3 +75,22 @@ def test_a_replica_count_that_is_not_a_positive_whole_number_is_refused(tmp_path
 )
 def test_notebooks_share_one_worker_drills_go_alone_and_modules_stay_whole(nodeid: str, scope: str) -> None:
     assert scope_of(nodeid) == scope
+
+
+def test_sandboxes_starting_together_never_pick_the_same_ports(tmp_path: Path) -> None:
+    ledger = tmp_path / "ports.json"
+    picks = [pick_ports(ledger) for _ in range(4)]
+    every = [port for ports in picks for port in ports.values()]
+    assert len(every) == len(set(every)) == 4 * len(LISTENERS)
+    held = json.loads(ledger.read_text(encoding="utf-8"))
+    assert set(map(int, held)) == set(every)
+
+
+def test_expired_ports_leave_the_ledger_and_a_damaged_ledger_is_rebuilt(tmp_path: Path) -> None:
+    ledger = tmp_path / "ports.json"
+    ledger.write_text(json.dumps({"1": time.time() - 1}), encoding="utf-8")
+    ports = pick_ports(ledger)
+    assert set(map(int, json.loads(ledger.read_text(encoding="utf-8")))) == set(ports.values())
+    ledger.write_text("{not json", encoding="utf-8")
+    again = pick_ports(ledger)
+    assert set(map(int, json.loads(ledger.read_text(encoding="utf-8")))) == set(again.values())
