@@ -12,7 +12,7 @@ PYTHON ?= python3
 SANDBOX_DRIVER ?= auto
 # test processes for `make test`, each with its own sandbox (they mostly wait on
 # Prometheus's rate windows, so more than the number of cores pays off)
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: serve test lint unit runbooks drills site vendor offline print sandbox-up sandbox-down \
@@ -37,9 +37,12 @@ serve: os-packages-site $(STAMP) vendor
 ## Everything: lint, types, then the tests against sandboxes that are stopped
 ## again however the tests end. The tests run on TEST_WORKERS processes, each with
 ## a sandbox of its own (replica K for worker K), so drills run side by side.
-test: os-packages $(STAMP) vendor lint
-	@trap '$(PY) -m sandbox down --replicas $(TEST_WORKERS)' EXIT; \
-	$(PY) -m sandbox up --replicas $(TEST_WORKERS); \
+## The sandboxes start while lint runs; however either ends, they are stopped.
+test: os-packages $(STAMP) vendor
+	@trap 'wait; $(PY) -m sandbox down --replicas $(TEST_WORKERS)' EXIT; \
+	$(PY) -m sandbox up --replicas $(TEST_WORKERS) & sandboxes=$$!; \
+	$(MAKE) --no-print-directory lint; \
+	wait $$sandboxes; \
 	$(PY) -m pytest --sandbox=external -n $(TEST_WORKERS)
 
 ## Style, types, and the runbooks' own lint (pages, notebooks, alerts, faults, templates).

@@ -15,7 +15,10 @@ such as `{{ $labels.instance }}` that Jinja must not touch). The macros:
   exists, the output of that run; the first call on a page adds the badge
   (verified when, drills passed in how long).
 
-After the build, `on_post_build` writes `runbooks.json` at the site root.
+After the build, `on_post_build` writes `runbooks.json` at the site root. The
+mkdocs hooks `on_pre_build`, `on_page_content` and `on_post_page`
+(`docs/overrides/hooks.py`) fill the print page with the runbook pages' own HTML
+(drillbook/site/_print.py).
 
 Every path resolves from the directory that holds mkdocs.yml, never from the
 working directory; the policy files come from `$DRILLBOOK_POLICY_DIR` when it is
@@ -30,14 +33,12 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
-from ._common import TODAY_VARIABLE, SiteError, SitePaths, body, front_matter, today
+from ._common import TODAY_VARIABLE, SiteError, SitePaths, today
 from ._policy import (
     POLICY_DATA_ID,
     SEVERITY_FIELDS,
@@ -51,6 +52,8 @@ from ._policy import (
     render_severity_matrix,
     render_severity_target,
 )
+from ._print import PrintAssembly, relocate, section_id
+from ._print import placeholder as print_placeholder
 from ._runbooks import (
     OUTPUT_TITLE,
     DrillResult,
@@ -93,20 +96,23 @@ __all__ = [
     "define_env",
     "escalation_mermaid",
     "link_alerts",
+    "on_page_content",
     "on_post_build",
+    "on_post_page",
+    "on_pre_build",
     "policy_data",
     "read_alert_rules",
     "read_drills",
     "read_placeholders",
     "read_runbook_pages",
     "read_verification",
+    "relocate",
     "render_alerts_table",
     "render_badge",
     "render_escalation_by_elapsed",
     "render_escalation_contacts",
     "render_escalation_ladders",
     "render_escalation_table",
-    "render_print_body",
     "render_runbook_catalogue",
     "render_runbook_steps",
     "render_severity_decision",
@@ -123,9 +129,6 @@ INDEX_FILE = "runbooks.json"
 
 OFFLINE_VARIABLE = "DRILLBOOK_OFFLINE"
 IFRAME_WORKER = "assets/vendor/iframe-worker/shim.js"
-
-_LINK = re.compile(r"(\]\()([^)\s]+)(\))")
-_HEADING = re.compile(r"^(#{1,5}) ", re.MULTILINE)
 
 
 class MacrosEnv(Protocol):
@@ -165,32 +168,6 @@ def _offline(conf: Mapping[str, Any], paths: SitePaths) -> None:
     if IFRAME_WORKER not in polyfills:
         polyfills.append(IFRAME_WORKER)
     extra["polyfills"] = polyfills
-
-
-def render_print_body(page: RunbookPage, render: Callable[[str], str]) -> str:
-    """A runbook page's body for the one-page print view: headings one level down, links from the root."""
-
-    def relink(match: re.Match[str]) -> str:
-        target = match[2]
-        if re.match(r"^[a-z]+:|^#|^/", target):
-            return match[0]
-        return match[1] + posixpath.normpath(posixpath.join("runbooks", target)) + match[3]
-
-    text = render(body(page.path))
-    lines, fence = [], ""
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if fence and stripped.startswith(fence):
-            fence = ""
-        elif not fence and stripped.startswith(("```", "~~~")):
-            fence = stripped[:3]
-        elif not fence:
-            line = _HEADING.sub(lambda m: "#" + m[1] + " ", line)
-            line = _LINK.sub(relink, line)
-        lines.append(line)
-    text = "\n".join(lines)
-    anchor = f'<span id="runbook-{page.slug}"></span>\n\n'
-    return anchor + text.strip() + "\n"
 
 
 def define_env(env: MacrosEnv) -> None:
@@ -269,22 +246,14 @@ def define_env(env: MacrosEnv) -> None:
         )
 
     def print_runbooks() -> str:
-        """Every runbook, one after the other, for printing or saving as one PDF."""
+        """Every runbook, one after the other, for printing or saving as one PDF: a table of
+        contents here, the runbooks' own HTML after the build converts them (`on_post_page`)."""
         pages = read_runbook_pages(paths.runbooks)
         if not pages:
             return "\n*No runbooks yet.*\n"
-
-        def renderer(page: RunbookPage) -> Callable[[str], str]:
-            if front_matter(page.path).get("render_macros") is not True:
-                return str
-            jinja = getattr(env, "env", None)  # mkdocs-macros' Jinja environment, where the macros live
-            if jinja is None:
-                raise SiteError("print_runbooks: needs mkdocs-macros' Jinja environment (env.env)")
-            return lambda text: str(jinja.from_string(text).render())
-
-        contents = "\n".join(f"- [{p.title}](#runbook-{p.slug})" for p in pages)
-        bodies = (render_print_body(p, renderer(p)) for p in pages)
-        return "\n" + contents + "\n\n" + "\n\n---\n\n".join(bodies)
+        contents = "\n".join(f"- [{p.title}](#{section_id(p.slug)})" for p in pages)
+        sections = "\n\n<hr>\n\n".join(print_placeholder(p.slug) for p in pages)
+        return f"\n{contents}\n\n{sections}\n"
 
     for macro in (
         severity_matrix,
@@ -302,6 +271,26 @@ def define_env(env: MacrosEnv) -> None:
         print_runbooks,
     ):
         env.macro(macro, macro.__name__)
+
+
+_PRINT = PrintAssembly()
+"""The runbook pages' HTML of the build under way, for the print page."""
+
+
+def on_pre_build(config: Any) -> None:
+    """mkdocs hook: a new build (`mkdocs serve` rebuilds) starts with no runbook kept."""
+    _PRINT.reset()
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """mkdocs hook: keep each runbook page's HTML for the print page."""
+    _PRINT.keep(page.file.src_uri, page.url, str(page.title), html)
+    return html
+
+
+def on_post_page(output: str, page: Any, config: Any) -> str:
+    """mkdocs hook: the print page gets every runbook in place of its placeholder."""
+    return _PRINT.fill(output, page.url)
 
 
 def on_post_build(env: MacrosEnv) -> None:
