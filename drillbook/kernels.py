@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -27,7 +26,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,14 +49,19 @@ class KernelProcess(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-@dataclass
 class LaunchedKernel:
     """A kernel process started by `launch` or taken from a `KernelPool`, with its connection file."""
 
-    process: KernelProcess
-    connection_file: Path
-    folder: Path
-    _stopped: bool = field(default=False, repr=False)
+    # A plain class, not a dataclass: `drillbook run` imports this module before it launches
+    # its kernel, and dataclasses (through inspect) would add to that path.
+    def __init__(self, process: KernelProcess, connection_file: Path, folder: Path) -> None:
+        self.process = process
+        self.connection_file = connection_file
+        self.folder = folder
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"LaunchedKernel(pid={self.process.pid}, connection_file={self.connection_file})"
 
     @property
     def alive(self) -> bool:
@@ -118,7 +121,7 @@ def _connection(prefix: str = "drillbook-kernel-") -> tuple[Path, Path]:
     connection |= {
         "transport": "ipc",
         "ip": str(folder / "kernel"),
-        "key": secrets.token_hex(32),
+        "key": os.urandom(32).hex(),  # what secrets.token_hex does, without importing hmac
         "signature_scheme": "hmac-sha256",
         "kernel_name": "python3",
     }
@@ -153,15 +156,13 @@ def launch(
     return LaunchedKernel(process=process, connection_file=connection_file, folder=folder)
 
 
-@dataclass
 class _Forked:
     """A kernel forked by the factory: not our child, so it is watched and signalled through a
     pidfd, which stays bound to that process even once its pid is free for another."""
 
-    pid: int
-    _fd: int | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd: int | None = None
         with contextlib.suppress(OSError):
             self._fd = os.pidfd_open(self.pid)
         # without a pidfd (the kernel already gone), there is nothing left to signal
