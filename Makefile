@@ -76,6 +76,7 @@ vendor: $(VENDOR_STAMP)
 $(VENDOR_STAMP): $(VENDOR)/package.json $(VENDOR)/package-lock.json
 	npm ci --prefix $(VENDOR) --ignore-scripts --no-audit --no-fund --loglevel=error
 	install -D -m 0644 $(VENDOR)/node_modules/mermaid/dist/mermaid.min.js docs/assets/vendor/mermaid.min.js
+	install -D -m 0644 $(VENDOR)/node_modules/@highlightjs/cdn-assets/highlight.min.js docs/assets/vendor/highlight.min.js
 	install -D -m 0644 $(VENDOR)/node_modules/iframe-worker/shim/index.js docs/assets/vendor/iframe-worker/shim.js
 	@touch $@
 

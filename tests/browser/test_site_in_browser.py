@@ -137,6 +137,20 @@ def test_runbook_page_shows_step_outputs_and_its_badge(page: Any, base_url: str,
     shot(page, screenshots, "runbook-service-down")
 
 
+def test_code_is_coloured_in_the_browser_by_the_local_highlighter(
+    page: Any, base_url: str, screenshots: Path
+) -> None:
+    if not (REPO / "docs" / "assets" / "vendor" / "highlight.min.js").is_file():
+        pytest.skip("highlight.js is not bundled in this checkout: run `make vendor`")
+    page.goto(base_url + "runbooks/service-down/")
+    string = page.locator("pre code.language-python .hljs-string").first
+    string.wait_for()
+    colour = string.evaluate("element => getComputedStyle(element).color")
+    plain = string.evaluate("element => getComputedStyle(element.closest('code')).color")
+    assert colour != plain  # Material's string colour, not the code's own
+    shot(page, screenshots, "runbook-code-colours")
+
+
 def test_escalation_ladders_are_drawn_from_the_local_mermaid(
     page: Any, base_url: str, screenshots: Path
 ) -> None:

@@ -6,6 +6,9 @@
  * - Escalation ladders: drawn with Mermaid when this build bundles it
  *   (assets/vendor/mermaid.min.js, installed by `make vendor`); otherwise the
  *   Mermaid source stays visible as text.
+ * - Code colours: highlight.js (assets/vendor/highlight.min.js, installed by
+ *   `make vendor`) colours code blocks in the browser; the build leaves them plain,
+ *   which keeps it fast and the pages small. Without it, code stays uncoloured.
  * - Print: every collapsed output is opened before printing.
  */
 (function () {
@@ -143,6 +146,18 @@
     };
     document.body.appendChild(tag);
     new MutationObserver(draw).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
+  }
+
+  /* ------------------------------------------------------------------ code colours */
+  var blocks = document.querySelectorAll('pre > code[class*="language-"]:not(.language-text)');
+  if (blocks.length) {
+    var colour = document.createElement("script");
+    colour.src = assets + "vendor/highlight.min.js";
+    colour.onload = function () {
+      window.hljs.configure({ ignoreUnescapedHTML: true });
+      Array.prototype.forEach.call(blocks, function (code) { window.hljs.highlightElement(code); });
+    };
+    document.body.appendChild(colour);
   }
 
   /* ------------------------------------------------------------------ print */
