@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -533,6 +534,18 @@ def test_print_page_holds_every_runbook_with_its_steps(site: Path) -> None:
     for code in tagged_code(REPO / "notebooks" / "service-down.py", "diagnosis"):
         for line in filter(str.strip, code.splitlines()):
             assert line in rendered
+
+
+def test_every_link_of_the_print_page_lands_somewhere(site: Path) -> None:
+    """The runbooks' HTML is moved into the print page: its links must still resolve."""
+    page = (site / "print" / "index.html").read_text(encoding="utf-8")
+    ids = set(re.findall(r'id="([^"]+)"', page))
+    anchors = re.findall(r'href="#([^"]+)"', page)
+    assert "runbook-service-down" in anchors
+    assert [anchor for anchor in anchors if anchor not in ids] == []
+    for link in set(re.findall(r'href="([^"#:]+)(?:#[^"]*)?"', page)):
+        target = (site / "print" / link).resolve()
+        assert target.is_file() or (target / "index.html").is_file(), link
 
 
 def test_process_and_roles_pages_cover_phases_roles_and_on_call(site: Path) -> None:
