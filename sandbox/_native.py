@@ -369,6 +369,17 @@ class NativeDriver(Driver):
                 what="prometheus scraping api",
             )
             self.timings["scraped"] = time.monotonic() - started_up
+            # supervisord calls a program RUNNING once it has lived `startsecs`; on a busy
+            # machine the last one started (traffic) may still be STARTING, and `status`
+            # straight after `up` would say so.
+            failing = None
+            wait_for(
+                "every service RUNNING under supervisord",
+                self._every_service_running,
+                deadline=deadline,
+                tried="supervisorctl status",
+                hint=f"see {self.layout.root / 'supervisord.log'}.",
+            )
             if wait_for_rates:
                 log.info("waiting for a rate window of api metrics, so that runbooks can judge rates")
                 wait_for_rate_window(
@@ -422,6 +433,15 @@ class NativeDriver(Driver):
             log.info("sandbox stopped in %.1fs", time.monotonic() - started)
         self.state_file.unlink(missing_ok=True)
         chaos_path().unlink(missing_ok=True)
+
+    def _every_service_running(self) -> None:
+        states = self.status()
+        crashed = {service: state for service, state in states.items() if state.upper() in CRASHED}
+        if crashed:
+            raise SandboxError(f"not running under supervisord: {crashed}")
+        waiting = {service: state for service, state in states.items() if state != "running"}
+        if waiting:
+            raise NotReady(f"still {waiting}")
 
     def status(self) -> dict[str, str]:
         if self._supervisord_pid() is None:
