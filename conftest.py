@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from checks import Targets
-from sandbox import Driver, NotRunning, get_driver, read_state, replica_dir, state_path
+from sandbox import Driver, NotRunning, get_driver, read_state, state_path, use_replica
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,9 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... on a worker
     if worker.startswith("gw") and (index := int(worker.removeprefix("gw"))):
-        # Before any fixture, and for every kernel and command the tests start.
-        os.environ["DRILLBOOK_SANDBOX_DIR"] = str(replica_dir(index))
-        os.environ.pop("DRILLBOOK_SANDBOX_STATE", None)
+        use_replica(os.environ, index)  # before any fixture, for every kernel and command too
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

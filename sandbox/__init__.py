@@ -25,7 +25,7 @@ import shutil
 import subprocess
 from typing import Literal
 
-from sandbox._driver import SERVICES, Driver, State, read_state, replica_dir, state_path, stopped
+from sandbox._driver import SERVICES, Driver, State, read_state, replica_dir, state_path, stopped, use_replica
 from sandbox._errors import (
     CommandError,
     NotRunning,
@@ -49,6 +49,7 @@ __all__ = [
     "replica_dir",
     "state_path",
     "stopped",
+    "use_replica",
 ]
 
 DOCKER_PROBE_TIMEOUT_S = 5.0

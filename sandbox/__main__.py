@@ -30,7 +30,7 @@ import threading
 from collections.abc import Sequence
 from typing import TextIO
 
-from sandbox import SERVICES, NotRunning, SandboxError, get_driver, replica_dir
+from sandbox import SERVICES, NotRunning, SandboxError, get_driver, use_replica
 from sandbox.faults import Injector, catalogue
 
 EXIT_OK = 0
@@ -95,8 +95,8 @@ def _on_replicas(argv: Sequence[str], count: int) -> int:
     children = []
     relays = []
     for index in range(count):
-        env = dict(os.environ, DRILLBOOK_SANDBOX_DIR=str(replica_dir(index)))
-        env.pop("DRILLBOOK_SANDBOX_STATE", None)  # names a single sandbox's file
+        env = dict(os.environ)
+        use_replica(env, index)
         child = subprocess.Popen(
             [sys.executable, "-m", "sandbox", *argv],
             env=env,

@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,6 +88,12 @@ def replica_dir(index: int) -> Path:
         raise ValueError(f"a sandbox replica index is 0 or more, not {index}")
     base = sandbox_dir()
     return base if index == 0 else base.with_name(f"{base.name}-{index}")
+
+
+def use_replica(environ: MutableMapping[str, str], index: int) -> None:
+    """Point `environ` (os.environ, or a child's copy) at replica `index` of the sandbox."""
+    environ["DRILLBOOK_SANDBOX_DIR"] = str(replica_dir(index))
+    environ.pop("DRILLBOOK_SANDBOX_STATE", None)  # it names a single sandbox's file
 
 
 def state_path() -> Path:

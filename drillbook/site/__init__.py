@@ -284,7 +284,7 @@ def on_pre_build(config: Any) -> None:
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
     """mkdocs hook: keep each runbook page's HTML for the print page."""
-    _PRINT.keep(page.file.src_uri, page.url, str(page.title), html)
+    _PRINT.keep(page.file.src_uri, page.url, html)
     return html
 
 

@@ -26,9 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-_SECTION = '<section class="drillbook-print-runbook" id="{id}">'
-
-_PLACEHOLDER = re.compile(r'<section class="drillbook-print-runbook" id="runbook-([^"]+)"></section>')
+_OPEN = '<section class="drillbook-print-runbook" id="'
 _HEADING = re.compile(r"<(/?)h([1-5])\b")
 _ID = re.compile(r'\bid="([^"]*)"')
 _LINK = re.compile(r'\b(href|src)="([^"]*)"')
@@ -39,16 +37,24 @@ def section_id(slug: str) -> str:
     return f"runbook-{slug}"
 
 
+# What `placeholder` writes, the slug captured.
+_PLACEHOLDER = re.compile(re.escape(_OPEN + section_id("")) + r'([^"]+)"></section>')
+
+
 def placeholder(slug: str) -> str:
     """What the `print_runbooks()` macro leaves in the print page for one runbook: an empty
     section, whose anchor the build's link check sees, that `PrintAssembly.fill` fills."""
-    return _SECTION.format(id=section_id(slug)) + "</section>"
+    return f'{_OPEN}{section_id(slug)}"></section>'
+
+
+def _folder(url: str) -> str:
+    """The folder a page URL's relative links start from: `runbooks/x/` or `runbooks/`."""
+    return url if url.endswith("/") else posixpath.dirname(url) + "/"
 
 
 def _resolve(base_url: str, target: str) -> str:
     """`target` (relative) as a path from the site root, seen from the page at `base_url`."""
-    folder = base_url if base_url.endswith("/") else posixpath.dirname(base_url) + "/"
-    joined = posixpath.normpath(posixpath.join(folder.lstrip("/"), target))
+    joined = posixpath.normpath(posixpath.join(_folder(base_url).lstrip("/"), target))
     if target.endswith("/") and not joined.endswith("/"):
         joined += "/"
     return "" if joined == "." else joined
@@ -56,8 +62,7 @@ def _resolve(base_url: str, target: str) -> str:
 
 def _relative(from_url: str, path: str) -> str:
     """The site path `path` as a link from the page at `from_url`."""
-    folder = from_url if from_url.endswith("/") else posixpath.dirname(from_url) + "/"
-    start = folder.strip("/") or "."
+    start = _folder(from_url).strip("/") or "."
     link = posixpath.relpath(path or ".", start)
     if path.endswith("/") and not link.endswith("/"):
         link += "/"
@@ -100,27 +105,32 @@ class PrintAssembly:
     """Runbook pages' HTML, kept as the build converts them, for the print page."""
 
     runbooks_folder: str = "runbooks/"
-    pages: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # slug -> (title, url, html)
+    pages: dict[str, tuple[str, str]] = field(default_factory=dict)  # slug -> (url, html)
 
     def reset(self) -> None:
         self.pages.clear()
 
-    def keep(self, src_uri: str, url: str, title: str, html: str) -> None:
+    def keep(self, src_uri: str, url: str, html: str) -> None:
         """Keep a page's HTML when it is a runbook (`runbooks/<slug>.md`, not the index)."""
         folder, _, name = src_uri.rpartition("/")
         if folder + "/" != self.runbooks_folder or not name.endswith(".md") or name == "index.md":
             return
-        self.pages[name.removesuffix(".md")] = (title, url, html)
+        self.pages[name.removesuffix(".md")] = (url, html)
 
     def fill(self, output: str, url: str) -> str:
-        """The print page's `output` with every kept runbook in its placeholder (one pass)."""
-        sections = {page_url: slug for slug, (_, page_url, _) in self.pages.items()}
+        """The print page's `output` with every kept runbook in its placeholder (one pass).
+
+        Called for every page of the site: any other page goes back as it came."""
+        if _OPEN not in output:
+            return output
+        sections = {page_url: slug for slug, (page_url, _) in self.pages.items()}
 
         def filled(match: re.Match[str]) -> str:
-            kept = self.pages.get(match[1])
-            if kept is None:
+            slug = match[1]
+            if slug not in self.pages:
                 return match[0]
-            body = relocate(kept[2], slug=match[1], from_url=kept[1], to_url=url, sections=sections)
-            return f"{_SECTION.format(id=section_id(match[1]))}\n{body}\n</section>"
+            page_url, html = self.pages[slug]
+            body = relocate(html, slug=slug, from_url=page_url, to_url=url, sections=sections)
+            return f'{_OPEN}{section_id(slug)}">\n{body}\n</section>'
 
         return _PLACEHOLDER.sub(filled, output)

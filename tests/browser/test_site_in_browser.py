@@ -137,11 +137,16 @@ def test_runbook_page_shows_step_outputs_and_its_badge(page: Any, base_url: str,
     shot(page, screenshots, "runbook-service-down")
 
 
+def require_vendored(file: str, library: str) -> None:
+    """Skip unless `make vendor` has put `file` (`library`) where the site serves it from."""
+    if not (REPO / "docs" / "assets" / "vendor" / file).is_file():
+        pytest.skip(f"{library} is not bundled in this checkout: run `make vendor`")
+
+
 def test_code_is_coloured_in_the_browser_by_the_local_highlighter(
     page: Any, base_url: str, screenshots: Path
 ) -> None:
-    if not (REPO / "docs" / "assets" / "vendor" / "highlight.min.js").is_file():
-        pytest.skip("highlight.js is not bundled in this checkout: run `make vendor`")
+    require_vendored("highlight.min.js", "highlight.js")
     page.goto(base_url + "runbooks/service-down/")
     string = page.locator("pre code.language-python .hljs-string").first
     string.wait_for()
@@ -154,8 +159,7 @@ def test_code_is_coloured_in_the_browser_by_the_local_highlighter(
 def test_escalation_ladders_are_drawn_from_the_local_mermaid(
     page: Any, base_url: str, screenshots: Path
 ) -> None:
-    if not (REPO / "docs" / "assets" / "vendor" / "mermaid.min.js").is_file():
-        pytest.skip("Mermaid is not bundled in this checkout: run `make vendor`")
+    require_vendored("mermaid.min.js", "Mermaid")
     page.goto(base_url + "escalation/")
     page.locator(".drillbook-ladder svg").first.wait_for()
     assert page.locator(".drillbook-ladder svg").count() == len(POLICY.levels)

@@ -52,9 +52,9 @@ def test_links_work_without_directory_urls_too() -> None:
 
 def test_the_print_page_gets_each_kept_runbook_in_its_place_and_nothing_else_changes() -> None:
     assembly = PrintAssembly()
-    assembly.keep("runbooks/service-down.md", "runbooks/service-down/", "Service down", PAGE)
-    assembly.keep("runbooks/index.md", "runbooks/", "Runbooks", "<h1>every runbook, listed</h1>")
-    assembly.keep("severity.md", "severity/", "Severity", "<h1>severity</h1>")
+    assembly.keep("runbooks/service-down.md", "runbooks/service-down/", PAGE)
+    assembly.keep("runbooks/index.md", "runbooks/", "<h1>every runbook, listed</h1>")
+    assembly.keep("severity.md", "severity/", "<h1>severity</h1>")
     output = f"<nav>menu</nav>{placeholder('service-down')}<hr>{placeholder('gone')}"
     filled = assembly.fill(output, "print/")
     assert filled.startswith("<nav>menu</nav>")
