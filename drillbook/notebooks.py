@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import cache
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,14 @@ import nbformat
 def _cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "drillbook" / "notebooks"
+
+
+@cache
+def _jupytext_version() -> str:
+    """Part of the cache key; looked up once per process (it reads the package's metadata)."""
+    from importlib.metadata import version
+
+    return version("jupytext")
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
@@ -28,10 +37,8 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     path to an on-call engineer's first result. A cache that cannot be read or
     written is ignored.
     """
-    from importlib.metadata import version
-
     content = path.read_bytes()
-    key = hashlib.sha256(b"%s\0%s\0" % (version("jupytext").encode(), path.suffix.encode()) + content)
+    key = hashlib.sha256(b"%s\0%s\0" % (_jupytext_version().encode(), path.suffix.encode()) + content)
     cached = _cache_folder() / f"{key.hexdigest()}.ipynb"
     try:
         found: nbformat.NotebookNode = nbformat.from_dict(json.loads(cached.read_text(encoding="utf-8")))
