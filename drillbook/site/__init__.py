@@ -16,9 +16,12 @@ such as `{{ $labels.instance }}` that Jinja must not touch). The macros:
   (verified when, drills passed in how long).
 
 After the build, `on_post_build` writes `runbooks.json` at the site root. The
-mkdocs hooks `on_pre_build`, `on_page_content` and `on_post_page`
-(`docs/overrides/hooks.py`) fill the print page with the runbook pages' own HTML
-(drillbook/site/_print.py).
+mkdocs-macros hooks `on_pre_page_macros` and `on_post_page_macros` expand pages
+whose only template expressions are plain macro calls without compiling them as
+Jinja (drillbook/site/_expand.py). The mkdocs hooks (`docs/overrides/hooks.py`):
+`on_pre_build`, `on_page_content` and `on_post_page` fill the print page with the
+runbook pages' own HTML (drillbook/site/_print.py); `on_config` has Material's
+search index built in a second process (drillbook/site/_search.py).
 
 Every path resolves from the directory that holds mkdocs.yml, never from the
 working directory; the policy files come from `$DRILLBOOK_POLICY_DIR` when it is
@@ -37,8 +40,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from material.plugins.search.plugin import SearchIndex
+from mkdocs.plugins import event_priority
+
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
 from ._common import TODAY_VARIABLE, SiteError, SitePaths, today
+from ._expand import expand_calls
 from ._policy import (
     POLICY_DATA_ID,
     SEVERITY_FIELDS,
@@ -67,6 +74,7 @@ from ._runbooks import (
     render_runbook_steps,
     runbook_index,
 )
+from ._search import BackgroundSearchIndex
 from ._templates import (
     PLACEHOLDER,
     Placeholder,
@@ -96,10 +104,13 @@ __all__ = [
     "define_env",
     "escalation_mermaid",
     "link_alerts",
+    "on_config",
     "on_page_content",
     "on_post_build",
     "on_post_page",
+    "on_post_page_macros",
     "on_pre_build",
+    "on_pre_page_macros",
     "policy_data",
     "read_alert_rules",
     "read_drills",
@@ -139,6 +150,11 @@ class MacrosEnv(Protocol):
 
     @property
     def page(self) -> Any: ...
+
+    @property
+    def macros(self) -> Mapping[str, Callable[..., Any]]: ...
+
+    markdown: str
 
     def macro(self, v: Callable[..., Any], name: str = "") -> Any: ...
 
@@ -271,6 +287,49 @@ def define_env(env: MacrosEnv) -> None:
         print_runbooks,
     ):
         env.macro(macro, macro.__name__)
+
+
+@event_priority(-100)  # after Material's search plugin has made its index
+def on_config(config: Any) -> None:
+    """mkdocs hook: Material's search index, its pages indexed by a second process (_search.py)."""
+    plugin = config.plugins.get("material/search")
+    if plugin is not None and type(getattr(plugin, "search_index", None)) is SearchIndex:
+        plugin.search_index = BackgroundSearchIndex(**plugin.config)
+
+
+_EXPANDED: set[str] = set()
+"""Pages whose macros `on_pre_page_macros` expanded, until `on_post_page_macros` is called."""
+
+
+def on_pre_page_macros(env: MacrosEnv) -> None:
+    """mkdocs-macros hook: expand a page's plain macro calls without compiling it as Jinja.
+
+    When every template expression of an opted-in page is a macro call with literal
+    arguments (every runbook page), the calls are made here and the page is marked
+    `render_macros: false` until `on_post_page_macros`, so that mkdocs-macros does
+    not compile it. Any other page, or one whose macro fails, is left to
+    mkdocs-macros, which renders it and reports errors as usual.
+    """
+    page = env.page
+    meta = page.meta
+    if meta.get("render_macros") is not True or "{" in str(page.title):
+        return
+    try:
+        expanded = expand_calls(env.markdown, env.macros)
+    except Exception:
+        return  # mkdocs-macros renders the page again and reports the error as for any page
+    if expanded is not None:
+        env.markdown = expanded
+        meta["render_macros"] = False
+        _EXPANDED.add(page.file.src_uri)
+
+
+def on_post_page_macros(env: MacrosEnv) -> None:
+    """mkdocs-macros hook: the page's front matter says again what its author wrote."""
+    page = env.page
+    if page.file.src_uri in _EXPANDED:
+        _EXPANDED.discard(page.file.src_uri)
+        page.meta["render_macros"] = True
 
 
 _PRINT = PrintAssembly()

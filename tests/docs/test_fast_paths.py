@@ -1,0 +1,139 @@
+"""The build's two shortcuts give what the slow path gives.
+
+- Plain macro calls are expanded without Jinja; anything else on a page is left to
+  mkdocs-macros (drillbook/site/_expand.py).
+- The search index is built in a second process, entry for entry as Material builds
+  it (drillbook/site/_search.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import markdown
+import pytest
+from material.plugins.search.plugin import SearchIndex
+from mkdocs.structure.toc import get_toc
+
+from drillbook.site._expand import expand_calls
+from drillbook.site._search import BackgroundSearchIndex, IndexedPage
+from tests.docs.test_site import REPO, built, copy_project, mkdocs_build
+
+# --------------------------------------------------------------------------- macro calls
+
+BADGE = re.compile(r"Not verified in this build|Verified against|The last run against")
+
+
+@pytest.fixture
+def calls() -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    return []
+
+
+@pytest.fixture
+def macros(calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> dict[str, Callable[..., Any]]:
+    def recorder(name: str) -> Callable[..., str]:
+        def macro(*args: Any, **kwargs: Any) -> str:
+            calls.append((name, args, kwargs))
+            return f"<{name}:{args!r}:{kwargs!r}>"
+
+        return macro
+
+    return {name: recorder(name) for name in ("steps", "target")}
+
+
+def test_literal_calls_are_replaced_by_what_the_macros_return(
+    macros: dict[str, Callable[..., Any]], calls: list[Any]
+) -> None:
+    call = "{{steps(\"x\", tag='diagnosis', n=-2, on=true, off=none)}}"
+    text = f'A {{{{ target("SEV1", "label") }}}} page.\n\n{call}\n'
+    assert expand_calls(text, macros) == (
+        "A <target:('SEV1', 'label'):{}> page.\n\n"
+        "<steps:('x',):{'tag': 'diagnosis', 'n': -2, 'on': True, 'off': None}>\n"
+    )
+    assert [name for name, _, _ in calls] == ["target", "steps"]
+
+
+def test_a_page_without_expressions_comes_back_unchanged(macros: dict[str, Callable[..., Any]]) -> None:
+    assert expand_calls("# Title\n\nNo macros here.\n", macros) == "# Title\n\nNo macros here.\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{% if true %}{{ steps("x") }}{% endif %}',  # a statement
+        '{# a comment #} {{ steps("x") }}',  # a comment
+        "{{ page.title }}",  # a variable
+        '{{ steps("x") | upper }}',  # a filter
+        "{{ steps(slug) }}",  # an argument that is a variable
+        '{{ steps("x" ~ "y") }}',  # an expression as argument
+        '{{ unknown("x") }}',  # a macro that does not exist
+        '{{- steps("x") }}',  # whitespace control
+        "{{ $labels.instance }}",  # a Prometheus template: not Jinja at all
+        '{{ steps(**{"a": 1}) }}',  # unpacking
+    ],
+)
+def test_anything_but_plain_calls_is_left_to_jinja_with_no_macro_called(
+    text: str, macros: dict[str, Callable[..., Any]], calls: list[Any]
+) -> None:
+    assert expand_calls(f'{{{{ target("SEV1", "label") }}}}\n{text}\n', macros) is None
+    assert calls == [], "no macro may run for a page that Jinja renders afterwards"
+
+
+@pytest.fixture(scope="module")
+def site_with_a_jinja_statement(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site with one runbook page that needs Jinja (a statement), so mkdocs-macros renders it."""
+    project = copy_project(tmp_path_factory.mktemp("project-jinja"))
+    page = project / "docs" / "runbooks" / "service-down.md"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("## Impact\n", "## Impact\n\n{% if true %}JINJA-RENDERED{% endif %}\n", 1))
+    site_dir = tmp_path_factory.mktemp("site-jinja")
+    return built(mkdocs_build(project, site_dir), site_dir)
+
+
+def test_a_page_that_needs_jinja_is_rendered_by_mkdocs_macros(site_with_a_jinja_statement: Path) -> None:
+    html = (site_with_a_jinja_statement / "runbooks" / "service-down" / "index.html").read_text()
+    assert "JINJA-RENDERED" in html
+    assert "{%" not in html
+    assert "{{" not in html
+    assert len(BADGE.findall(html)) == 1, "runbook_steps puts its badge on the page once"
+    other = (site_with_a_jinja_statement / "runbooks" / "database-down" / "index.html").read_text()
+    assert len(BADGE.findall(other)) == 1
+    assert "{{" not in other
+
+
+# --------------------------------------------------------------------------- search index
+
+
+def _page(source: str, url: str, meta: dict[str, Any]) -> IndexedPage:
+    converter = markdown.Markdown(extensions=["toc", "tables", "fenced_code"], extension_configs={})
+    content = converter.convert(source)
+    toc = get_toc(getattr(converter, "toc_tokens", []))
+    return IndexedPage(content, toc, url, str(meta.get("title", url)), meta)
+
+
+RUNBOOK = Path(REPO / "docs" / "runbooks" / "service-down.md").read_text(encoding="utf-8").split("---", 2)[2]
+
+
+def test_the_background_index_is_materials_index_entry_for_entry() -> None:
+    pages = [
+        _page(RUNBOOK, "runbooks/service-down/", {"title": "Service down", "tags": ["availability"]}),
+        _page("# Alerts\n\n| a | b |\n| - | - |\n| 1 | 2 |\n", "alerts/", {}),
+        _page(
+            "Text before any heading.\n\n## Late\n\n```\ncode <b>\n```\n", "late/", {"search": {"boost": 2}}
+        ),
+        _page("# Hidden\n", "hidden/", {"search": {"exclude": True}}),
+    ]
+    config = {"lang": ["en"], "separator": r"[\s\-]+", "pipeline": ["stemmer"], "fields": {}}
+    material, ours = SearchIndex(**config), BackgroundSearchIndex(**config)
+    for page in pages:
+        material.add_entry_from_context(page)
+        ours.add_entry_from_context(page)
+    expected, got = material.generate_search_index(None), ours.generate_search_index(None)
+    assert got == expected
+    locations = [entry["location"] for entry in json.loads(got)["docs"]]
+    assert "runbooks/service-down/#diagnosis" in locations
+    assert not any(location.startswith("hidden/") for location in locations)
