@@ -2,12 +2,16 @@
 
 Each runbook is a copy of docs/runbooks/service-down.md and its notebook under a
 new slug, so that every page renders its steps from a notebook as the real ones
-do. Two configurations build the same pages:
+do; its links to other runbooks point at other generated runbooks, so that the
+strict build has nothing to warn about. Three configurations build the same pages:
 
 - `drillbook`: this repository's mkdocs.yml (macros, tags, catalogue, print page,
-  runbooks kept out of the sidebar);
+  search, runbooks kept out of the sidebar);
 - `material`: a plain Material configuration, every page in the default
-  navigation, no macros (the pages' `{{ ... }}` stay as text).
+  navigation, no macros (the pages' `{{ ... }}` stay as text);
+- `floor`: what MkDocs and Material alone cost for these pages: no plugin at all
+  (no search, no macros), the runbooks out of the navigation, the same Markdown
+  extensions as ours. No configuration of MkDocs and Material builds them faster.
 
 Material repeats the whole navigation in every page, so with every runbook in
 the sidebar both the build time and the output grow with the square of the page
@@ -17,7 +21,8 @@ count. Usage:
     python benchmarks/site.py --sizes 10 100 --repeat 5
 
 Prints one line per (configuration, size) with the median build time and the
-output size, then the ratios material / drillbook and the growth per tenfold.
+output size, then the ratios material / drillbook and drillbook / floor, and the
+growth per tenfold.
 Exit status 1 when the drillbook build at the largest size misses its target
 (default 8 s and 100 MB, for 1000 runbooks).
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -64,6 +70,39 @@ markdown_extensions:
       permalink: true
 """
 
+FLOOR = """\
+site_name: drillbook (MkDocs and Material alone)
+site_url: https://runbooks.example.internal/
+docs_dir: docs
+exclude_docs: |
+  /overrides/
+  !/templates/
+theme:
+  name: material
+  font: false
+nav:
+  - Home: index.md
+not_in_nav: |
+  /**
+plugins: []
+markdown_extensions:
+  - admonition
+  - pymdownx.details
+  - pymdownx.superfences
+  - pymdownx.highlight:
+      use_pygments: false
+  - pymdownx.tasklist:
+      custom_checkbox: true
+  - tables
+  - attr_list
+  - md_in_html
+  - toc:
+      permalink: true
+"""
+CONFIGS = (("drillbook", "mkdocs.yml"), ("material", "mkdocs-plain.yml"), ("floor", "mkdocs-floor.yml"))
+# A link from one runbook to another (same folder): `](database-down.md)`
+_RUNBOOK_LINK = re.compile(r"\]\((?!index\.md)([a-z0-9-]+)\.md")
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -92,9 +131,11 @@ def make_project(destination: Path, runbooks: int) -> Path:
         slug = f"generated-{number:04d}"
         text = page.replace(f'"{TEMPLATE_SLUG}"', f'"{slug}"')
         text = text.replace("title: Service down", f"title: Generated runbook {number}", 1)
+        text = _RUNBOOK_LINK.sub(f"](generated-{(number + 1) % runbooks:04d}.md", text)
         (destination / "docs" / "runbooks" / f"{slug}.md").write_text(text, encoding="utf-8")
         (destination / "notebooks" / f"{slug}.py").write_text(notebook, encoding="utf-8")
     (destination / "mkdocs-plain.yml").write_text(PLAIN_MATERIAL, encoding="utf-8")
+    (destination / "mkdocs-floor.yml").write_text(FLOOR, encoding="utf-8")
     return destination
 
 
@@ -106,10 +147,10 @@ def build(project: Path, config: str, site_dir: Path) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("DRILLBOOK_POLICY_DIR", "DRILLBOOK_OFFLINE")}
     env["NO_MKDOCS_2_WARNING"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "mkdocs", "build", "--quiet", "--config-file", str(project / config),
+    argv = [sys.executable, "-m", "mkdocs", "build", "--config-file", str(project / config),
             "--site-dir", str(site_dir)]  # fmt: skip
     if config == "mkdocs.yml":
-        argv.append("--strict")
+        argv.append("--strict")  # not with --quiet: it hides the warnings that strict counts
     start = time.perf_counter()
     result = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -123,7 +164,7 @@ def measure(sizes: list[int], repeat: int) -> list[Measurement]:
     with tempfile.TemporaryDirectory(prefix="drillbook-bench-") as scratch:
         for runbooks in sizes:
             project = make_project(Path(scratch) / f"project-{runbooks}", runbooks)
-            for name, config in (("drillbook", "mkdocs.yml"), ("material", "mkdocs-plain.yml")):
+            for name, config in CONFIGS:
                 site_dir = Path(scratch) / f"site-{name}-{runbooks}"
                 seconds = []
                 for _ in range(repeat):
@@ -144,15 +185,16 @@ def measure(sizes: list[int], repeat: int) -> list[Measurement]:
 def report(results: list[Measurement], *, max_seconds: float, max_mb: float) -> int:
     by = {(m.config, m.runbooks): m for m in results}
     sizes = sorted({m.runbooks for m in results})
-    print("\nruntime and size, material / drillbook:")
+    print("\nruntime and size, material / drillbook, and drillbook / floor:")
     for size in sizes:
-        ours, plain = by[("drillbook", size)], by[("material", size)]
+        ours, plain, floor = by[("drillbook", size)], by[("material", size)], by[("floor", size)]
         print(
-            f"  {size:5d} runbooks: time x{plain.median / ours.median:5.2f}, "
-            f"size x{plain.bytes / ours.bytes:5.2f}"
+            f"  {size:5d} runbooks: material time x{plain.median / ours.median:5.2f}, "
+            f"size x{plain.bytes / ours.bytes:5.2f}; drillbook over the floor: "
+            f"time x{ours.median / floor.median:5.2f}, size x{ours.bytes / floor.bytes:5.2f}"
         )
     print("\ngrowth from one size to the next (linear = the ratio of page counts):")
-    for config in ("drillbook", "material"):
+    for config, _ in CONFIGS:
         for small, large in itertools.pairwise(sizes):
             a, b = by[(config, small)], by[(config, large)]
             print(
