@@ -3,8 +3,11 @@
 Every command is an argv list: `docker compose -f compose.yaml -p PROJECT VERB ...`.
 Compose owns readiness (`up --build --wait` on each service's healthcheck); the driver
 then reads the published loopback ports, waits until Prometheus scrapes the api and
-warms the cache. The project is `drillbook` for the default sandbox directory and
-`drillbook-<hash of the directory>` for any other, so sandboxes run side by side.
+warms the cache. The driver picks those host ports itself (compose.yaml reads them from
+DRILLBOOK_<SERVICE>_PORT): Docker would give a container a new ephemeral port each time
+it starts, and a service that a drill stops and starts again must keep its endpoint.
+The project is `drillbook` for the default sandbox directory and `drillbook-<hash of
+the directory>` for any other, so sandboxes run side by side.
 
 The admin and chaos tokens are fresh at each `up` and reach the containers through
 the environment of the `docker compose` process (compose.yaml interpolates them).
@@ -34,6 +37,7 @@ from sandbox._driver import (
     warm_cache,
 )
 from sandbox._errors import CommandError, SandboxError, StartupError
+from sandbox._native import pick_ports
 from sandbox._readiness import prometheus_has_sample, wait_for, wait_for_rate_window
 
 log = logging.getLogger("sandbox")
@@ -70,6 +74,11 @@ def project_name() -> str:
     return f"{DEFAULT_PROJECT}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
 
 
+def port_variable(service: str) -> str:
+    """The compose.yaml variable that fixes `service`'s host port, e.g. DRILLBOOK_API_PORT."""
+    return f"DRILLBOOK_{service.upper().replace('-', '_')}_PORT"
+
+
 def parse_ps(output: str) -> list[dict[str, Any]]:
     """`docker compose ps --format json`: one object per line (>= 2.21) or one array (older)."""
     text = output.strip()
@@ -103,7 +112,13 @@ class ComposeDriver(Driver):
             log.info("the compose sandbox %s is already up", self.project)
             return  # idempotent: same containers, ports and tokens
         admin_token, chaos_token = new_token(), new_token()
-        env = {**os.environ, "DRILLBOOK_ADMIN_TOKEN": admin_token, "DRILLBOOK_CHAOS_TOKEN": chaos_token}
+        picked = pick_ports()  # free loopback ports, none that another sandbox just picked
+        env = {
+            **os.environ,
+            "DRILLBOOK_ADMIN_TOKEN": admin_token,
+            "DRILLBOOK_CHAOS_TOKEN": chaos_token,
+            **{port_variable(service): str(picked[service]) for service in CONTAINER_PORTS},
+        }
         try:
             self._compose(
                 "up",

@@ -73,8 +73,12 @@ def test_the_dependabot_configuration_is_valid() -> None:
 
 
 def test_dependabot_updates_python_actions_and_the_sandbox_images() -> None:
-    ecosystems = {u["package-ecosystem"] for u in _load(GITHUB / "dependabot.yml")["updates"]}
-    assert ecosystems >= {"pip", "github-actions", "docker-compose"}
+    updates = _load(GITHUB / "dependabot.yml")["updates"]
+    assert {u["package-ecosystem"] for u in updates} >= {"pip", "github-actions", "docker"}
+    # every sandbox image is built from the base image that sandbox/Dockerfile names
+    docker = [u["directory"] for u in updates if u["package-ecosystem"] == "docker"]
+    assert docker == ["/sandbox"]
+    assert (REPO / "sandbox" / "Dockerfile").is_file()
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

@@ -1,5 +1,6 @@
-"""compose.yaml describes the same sandbox as the native driver, Compose accepts it, and the
-compose driver runs the commands it should (checked at the argv level, no Docker needed)."""
+"""compose.yaml describes the same sandbox as the native driver, built from one Debian base
+image with the native driver's Debian packages; Compose accepts it; and the compose driver
+runs the commands it should (checked at the argv level, no Docker needed)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,29 @@ import pytest
 import yaml
 
 from sandbox import SERVICES, StartupError
-from sandbox._compose import COMPOSE_FILE, CONTAINER_PORTS, ComposeDriver, parse_ps, project_name
+from sandbox._compose import (
+    COMPOSE_FILE,
+    CONTAINER_PORTS,
+    ComposeDriver,
+    parse_ps,
+    port_variable,
+    project_name,
+)
 from sandbox._driver import ENDPOINT_FORMS, read_chaos_access, read_state
 from sandbox._errors import CommandError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO_ROOT / "sandbox" / "Dockerfile"
 PYTHON_SERVICES = ("upstream", "api", "traffic", "chaos", "receiver")
 IMAGE_VARIABLE = re.compile(r"^\$\{DRILLBOOK_[A-Z_]+_IMAGE:-[^}]+\}$")
+BASE_IMAGE = "${DRILLBOOK_BASE_IMAGE:-debian:bookworm-slim}"
+# A healthcheck's program -> the Debian package that puts it in an image (python: the venv).
+HEALTHCHECK_TOOLS = {
+    "curl": "curl",
+    "pg_isready": "postgresql",
+    "redis-cli": "redis-server",
+    "python": "python3-venv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +54,53 @@ def services(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def stages() -> dict[str, list[str]]:
+    """The Dockerfile's stages: name -> its instructions (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    found: dict[str, list[str]] = {}
+    current: list[str] = found.setdefault("", [])  # before the first FROM: global ARGs
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if match := re.fullmatch(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, flags=re.IGNORECASE):
+            current = found.setdefault(match[2], [f"FROM {match[1]}"])
+        else:
+            current.append(line)
+    return found
+
+
+def _builder(services: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """The `build` of the service that builds `name`'s image: its own, or the one service
+    with a `build` that tags the same image."""
+    if "build" in services[name]:
+        build: dict[str, Any] = services[name]["build"]
+        return build
+    image = services[name]["image"]
+    builders = [s["build"] for s in services.values() if s["image"] == image and "build" in s]
+    assert len(builders) == 1, f"{name}: {len(builders)} services build {image}"
+    return builders[0]
+
+
+def _installed(stages: dict[str, list[str]], stage: str) -> set[str]:
+    """The Debian packages `apt-get install` puts in `stage` and the stages it is built on."""
+    packages: set[str] = set()
+    while stage in stages:
+        for line in stages[stage]:
+            for command in re.findall(r"apt-get install ([^&]+)", line):
+                packages.update(word for word in command.split() if not word.startswith("-"))
+        stage = stages[stage][0].split()[1]  # FROM <parent>
+    return packages
+
+
 def _host_ip(port: str | dict[str, Any]) -> str | None:
-    """The host address of a short ("127.0.0.1::8000") or long port entry."""
+    """The host address of a long or short port entry ("127.0.0.1::8000", with a host port
+    or a variable for one in the middle: "127.0.0.1:${DRILLBOOK_API_PORT:-}:8000")."""
     if isinstance(port, dict):
         return port.get("host_ip")
-    parts = str(port).split(":")
-    return parts[0] if len(parts) == 3 else None
+    match = re.fullmatch(r"([^:]+):(\$\{[A-Z_]+:-\}|\d*):\d+", str(port))
+    return match[1] if match else None
 
 
 # -- the file -------------------------------------------------------------------------------------
@@ -60,15 +118,29 @@ def test_every_service_has_a_healthcheck(services: dict[str, dict[str, Any]], na
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_every_healthcheck_runs_a_program_its_image_installs(
+    services: dict[str, dict[str, Any]], stages: dict[str, list[str]], name: str
+) -> None:
+    kind, program, *_ = services[name]["healthcheck"]["test"]
+    assert kind == "CMD", "an argv, no shell: the images need not have one that the check relies on"
+    assert program in HEALTHCHECK_TOOLS, f"{name}: which package provides {program!r}?"
+    target = _builder(services, name)["target"]
+    assert HEALTHCHECK_TOOLS[program] in _installed(stages, target), f"{name}: {program} is not in {target}"
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_every_published_port_is_on_loopback_only(services: dict[str, dict[str, Any]], name: str) -> None:
     ports = services[name].get("ports", [])
     assert [_host_ip(port) for port in ports] == ["127.0.0.1"] * len(ports)
 
 
-def test_every_endpoint_the_driver_reads_is_published(services: dict[str, dict[str, Any]]) -> None:
+def test_every_endpoint_the_driver_reads_is_published_on_the_port_it_picks(
+    services: dict[str, dict[str, Any]],
+) -> None:
     assert set(ENDPOINT_FORMS) <= set(CONTAINER_PORTS)
     for service, container_port in CONTAINER_PORTS.items():
-        assert f"127.0.0.1::{container_port}" in services[service]["ports"], service
+        published = f"127.0.0.1:${{{port_variable(service)}:-}}:{container_port}"
+        assert published in services[service]["ports"], service
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -78,14 +150,71 @@ def test_every_image_is_overridable_through_the_environment(
     assert IMAGE_VARIABLE.match(services[name]["image"]), services[name]["image"]
 
 
-def test_the_python_base_image_is_overridable(services: dict[str, dict[str, Any]]) -> None:
-    for name in PYTHON_SERVICES:
-        build = services[name]["build"]
-        assert build["dockerfile"] == "sandbox/Dockerfile"
-        assert IMAGE_VARIABLE.match(build["args"]["PYTHON_IMAGE"])
-    dockerfile = (REPO_ROOT / "sandbox" / "Dockerfile").read_text()
-    assert "ARG PYTHON_IMAGE=" in dockerfile
-    assert "FROM ${PYTHON_IMAGE}" in dockerfile
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_image_is_built_from_the_base_image_variable(
+    services: dict[str, dict[str, Any]], stages: dict[str, list[str]], name: str
+) -> None:
+    build = _builder(services, name)
+    assert build["context"] == "."
+    assert build["dockerfile"] == "sandbox/Dockerfile"
+    assert build["args"] == {"BASE_IMAGE": BASE_IMAGE}
+    assert build["target"] in stages
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_no_service_image_is_pulled(services: dict[str, dict[str, Any]], name: str) -> None:
+    """Built images are never pulled (there is nothing to pull them from); an image that
+    several services share is built by one of them, which the others wait for."""
+    expected = "build" if "build" in services[name] else "never"
+    assert services[name].get("pull_policy") == expected
+
+
+def test_the_python_services_share_one_image(services: dict[str, dict[str, Any]]) -> None:
+    assert len({services[name]["image"] for name in PYTHON_SERVICES}) == 1
+    assert _builder(services, "api")["target"] == "service"
+
+
+def test_every_stage_starts_from_the_base_image_argument(stages: dict[str, list[str]]) -> None:
+    """Only the base image may come from outside; every other stage builds on a local one."""
+    assert "ARG BASE_IMAGE=debian:bookworm-slim" in stages[""]
+    parents = {name: lines[0].split()[1] for name, lines in stages.items() if name}
+    assert [name for name, parent in parents.items() if parent == "${BASE_IMAGE}"] == ["debian"]
+    for name, parent in parents.items():
+        assert parent == "${BASE_IMAGE}" or parent in stages, f"stage {name} starts from {parent}"
+
+
+def test_every_stage_that_installs_packages_does_it_without_questions(stages: dict[str, list[str]]) -> None:
+    """An ARG holds in its own stage only, so each stage that runs apt-get declares it."""
+    for name, lines in stages.items():
+        if any("apt-get install" in line for line in lines):
+            assert "ARG DEBIAN_FRONTEND=noninteractive" in lines, name
+
+
+def test_the_images_install_the_native_drivers_servers(stages: dict[str, list[str]]) -> None:
+    """The Debian packages scripts/install-os-packages installs for the native sandbox."""
+    script = (REPO_ROOT / "scripts" / "install-os-packages").read_text()
+    servers = {
+        package
+        for package in re.findall(r"\[[\w-]+\]=([\w.+-]+)", script)
+        if package.startswith(("postgresql", "redis", "prometheus"))
+    }
+    assert len(servers) == 7, servers
+    installed = set().union(*(_installed(stages, name) for name in stages))
+    assert servers <= installed
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_build_context(stages: dict[str, list[str]]) -> None:
+    allowed = [
+        line[1:].rstrip("/")
+        for line in (REPO_ROOT / "sandbox" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    copies = [line.split()[1:-1] for lines in stages.values() for line in lines if line.startswith("COPY ")]
+    sources = [word for words in copies for word in words if not word.startswith("--")]
+    assert sources
+    for source in sources:
+        assert (REPO_ROOT / source).exists(), source
+        assert any(source == a or source.startswith(f"{a}/") for a in allowed), f"{source} is ignored"
 
 
 def test_tokens_come_from_the_driver_not_the_file(services: dict[str, dict[str, Any]]) -> None:
@@ -102,25 +231,19 @@ def test_every_mounted_file_exists(services: dict[str, dict[str, Any]]) -> None:
 
 
 def _compose_binary() -> list[str]:
+    """Compose v2 (what the driver runs) when installed, else v1, which validates as well."""
+    if shutil.which("docker"):
+        done = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if done.returncode == 0:
+            return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     pytest.skip("docker-compose is not installed (apt install docker-compose); CI installs it")
 
 
-def test_compose_validates_the_file() -> None:
-    done = subprocess.run(
-        [*_compose_binary(), "-f", str(COMPOSE_FILE), "config", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO_ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def test_an_overridden_image_reaches_the_resolved_file() -> None:
-    env = {**os.environ, "DRILLBOOK_POSTGRES_IMAGE": "mirror.example.internal/library/postgres:15.10"}
+def _resolved(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
         [*_compose_binary(), "-f", str(COMPOSE_FILE), "config"],
         capture_output=True,
@@ -128,11 +251,38 @@ def test_an_overridden_image_reaches_the_resolved_file() -> None:
         timeout=60,
         check=False,
         cwd=REPO_ROOT,
-        env=env,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr
-    resolved = yaml.safe_load(done.stdout)
-    assert resolved["services"]["postgres"]["image"] == "mirror.example.internal/library/postgres:15.10"
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def test_compose_validates_the_file() -> None:
+    assert sorted(_resolved()["services"]) == sorted(SERVICES)
+
+
+def test_an_overridden_base_image_reaches_every_build() -> None:
+    base = "mirror.example.internal/library/debian:bookworm-slim"
+    resolved = _resolved({"DRILLBOOK_BASE_IMAGE": base})["services"]
+    builds = [service["build"] for service in resolved.values() if "build" in service]
+    assert len(builds) == 4  # postgres, redis, the Python services, the monitoring stack
+    assert all(build["args"]["BASE_IMAGE"] == base for build in builds)
+
+
+def test_the_ports_the_driver_picks_reach_the_resolved_file() -> None:
+    picked = {service: 41000 + index for index, service in enumerate(CONTAINER_PORTS)}
+    resolved = _resolved({port_variable(s): str(port) for s, port in picked.items()})["services"]
+    for service, container_port in CONTAINER_PORTS.items():
+        (published,) = resolved[service]["ports"]
+        assert published["host_ip"] == "127.0.0.1"
+        assert (int(published["published"]), published["target"]) == (picked[service], container_port)
+
+
+def test_an_overridden_image_reaches_the_resolved_file() -> None:
+    env = {"DRILLBOOK_POSTGRES_IMAGE": "registry.example.internal/drillbook/postgres:1"}
+    resolved = _resolved(env)
+    assert resolved["services"]["postgres"]["image"] == "registry.example.internal/drillbook/postgres:1"
 
 
 # -- the driver, at the argv level ----------------------------------------------------------------
@@ -205,6 +355,9 @@ def test_up_builds_and_waits_then_discovers_every_endpoint(workdir: Path) -> Non
     assert sorted(verbs[1:]) == sorted(f"port {s} {p}" for s, p in CONTAINER_PORTS.items())
     env = recorder.calls[0][1]
     assert env is not None
+    picked = [int(env[port_variable(service)]) for service in CONTAINER_PORTS]
+    assert len(set(picked)) == len(CONTAINER_PORTS)
+    assert all(1024 <= port < 65536 for port in picked)
     assert len(env["DRILLBOOK_ADMIN_TOKEN"]) >= 32
     assert env["DRILLBOOK_CHAOS_TOKEN"] != env["DRILLBOOK_ADMIN_TOKEN"]
     state = read_state(workdir / "state.json")
