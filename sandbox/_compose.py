@@ -19,8 +19,9 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sandbox._driver import (
@@ -57,6 +58,7 @@ CONTAINER_PORTS = {
     "chaos": 8000,
 }
 COMMAND_TIMEOUT_S = 120.0
+WAIT_HEALTHY_S = 60  # a restarted or started service's healthcheck must pass within this
 LOG_TAIL_LINES = 30
 HINT = (
     "`docker info` and `docker compose version` must both work (Compose v2 plugin);"
@@ -77,6 +79,26 @@ def project_name() -> str:
 def port_variable(service: str) -> str:
     """The compose.yaml variable that fixes `service`'s host port, e.g. DRILLBOOK_API_PORT."""
     return f"DRILLBOOK_{service.upper().replace('-', '_')}_PORT"
+
+
+def healthy_platform_commands(base: Sequence[str]) -> dict[str, list[str]]:
+    """The runbooks' `start` and `restart` of a service, returning once it is healthy again.
+
+    `docker compose restart` and `start` return when the container runs, before the
+    service listens: a runbook's next check (or a drill's clean-up) would find it still
+    down. Each is followed by `up --wait` on that service alone, which creates nothing
+    and returns when its healthcheck passes. `{service}` reaches the shell as an
+    argument, never as script text.
+    """
+    prefix = shlex.join(base)
+    wait = (
+        f'{prefix} up --detach --wait --wait-timeout {WAIT_HEALTHY_S} --no-deps --no-build --no-recreate "$1"'
+    )
+
+    def then_wait(verb: str) -> list[str]:
+        return ["sh", "-c", f'{prefix} {verb} "$1" && {wait}', verb, "{service}"]
+
+    return {"restart": then_wait("restart"), "start": then_wait("start")}
 
 
 def parse_ps(output: str) -> list[dict[str, Any]]:
@@ -155,6 +177,7 @@ class ComposeDriver(Driver):
             endpoints=endpoints,
             ports=ports,
             platform_prefix=self.base,
+            platform=healthy_platform_commands(self.base),
             admin_token=admin_token,
             chaos_token=chaos_token,
         )

@@ -162,13 +162,17 @@ def write_state(
     endpoints: Mapping[str, str],
     platform_prefix: Sequence[str],
     admin_token: str,
+    platform: Mapping[str, Sequence[str]] | None = None,
 ) -> State:
-    """Write the state file atomically, mode 0600; `platform_prefix + [verb, "{service}"]` per verb."""
+    """Write the state file atomically, mode 0600. The platform command of each verb is
+    `platform_prefix + [verb, "{service}"]`, unless `platform` gives it."""
+    commands = {verb: [*platform_prefix, verb, "{service}"] for verb in ("restart", "stop", "start")}
+    commands.update({verb: list(argv) for verb, argv in (platform or {}).items()})
     state: State = {
         "driver": driver,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "endpoints": dict(endpoints),
-        "platform": {verb: [*platform_prefix, verb, "{service}"] for verb in ("restart", "stop", "start")},
+        "platform": commands,
         "services": list(SERVICES),
         "prometheus_jobs": dict(PROMETHEUS_JOBS),
         "secrets": {"admin_token": admin_token},
@@ -190,6 +194,7 @@ def record_started(
     platform_prefix: Sequence[str],
     admin_token: str,
     chaos_token: str,
+    platform: Mapping[str, Sequence[str]] | None = None,
 ) -> State:
     """Write what a started sandbox leaves behind: the private chaos file, then the state file."""
     write_chaos_access(
@@ -207,6 +212,7 @@ def record_started(
         endpoints=endpoints,
         platform_prefix=platform_prefix,
         admin_token=admin_token,
+        platform=platform,
     )
 
 

@@ -365,7 +365,9 @@ def test_up_builds_and_waits_then_discovers_every_endpoint(workdir: Path) -> Non
     assert state["secrets"]["admin_token"] == env["DRILLBOOK_ADMIN_TOKEN"]
     assert state["endpoints"] == driver.seen_endpoints
     assert state["endpoints"]["postgres"].startswith("postgresql://drillbook@127.0.0.1:")
-    assert state["platform"]["restart"] == [*driver.base, "restart", "{service}"]
+    assert state["platform"]["stop"] == [*driver.base, "stop", "{service}"]
+    assert state["platform"]["restart"][:2] == ["sh", "-c"]
+    assert state["platform"]["restart"][-1] == "{service}"
     assert (workdir / "state.json").stat().st_mode & 0o777 == 0o600
     assert read_chaos_access(workdir / "chaos.json")["token"] == env["DRILLBOOK_CHAOS_TOKEN"]
 
@@ -432,3 +434,30 @@ def test_two_sandbox_directories_get_two_projects(tmp_path: Path, monkeypatch: p
     assert project_name() == "drillbook"
     assert len(names) == 2
     assert all(re.fullmatch(r"drillbook-[0-9a-f]{8}", name) for name in names)
+
+
+@pytest.mark.parametrize("verb", ["restart", "start"])
+def test_restart_and_start_return_after_compose_waits_for_the_service(
+    verb: str, workdir: Path, tmp_path: Path
+) -> None:
+    """The state's command, run by a real shell against a `docker` that records its argv:
+    the verb, then `up --wait` on that service alone; the name stays one argument."""
+    OfflineComposeDriver(runner=Recorder()).up(timeout_s=60)
+    template = read_state(workdir / "state.json")["platform"][verb]
+    service = "api; touch pwned"
+    argv = [part.replace("{service}", service) for part in template]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "docker.log"
+    fake = bin_dir / "docker"
+    fake.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s|" "$a"; done >> {log}\necho >> {log}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(argv, env=env, cwd=tmp_path, check=True, timeout=30)
+    calls = [line.rstrip("|").split("|") for line in log.read_text().splitlines()]
+    base = ComposeDriver(runner=Recorder()).base[1:]  # after "docker"
+    assert calls[0] == [*base, verb, service]
+    assert calls[1][: len(base) + 1] == [*base, "up"]
+    assert calls[1][-1] == service
+    assert {"--wait", "--no-deps", "--no-recreate", "--no-build"} <= set(calls[1])
+    assert not (tmp_path / "pwned").exists()
