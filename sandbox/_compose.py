@@ -38,7 +38,7 @@ from sandbox._driver import (
     warm_cache,
 )
 from sandbox._errors import CommandError, SandboxError, StartupError
-from sandbox._native import pick_ports
+from sandbox._ports import pick_ports
 from sandbox._readiness import prometheus_has_sample, wait_for, wait_for_rate_window
 
 log = logging.getLogger("sandbox")

@@ -26,24 +26,19 @@ the api's /health answers 200.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
-import json
 import logging
 import os
 import pwd
 import shlex
 import shutil
 import signal
-import socket
 import sys
-import tempfile
 import time
 import xmlrpc.client
 from collections import deque
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,6 +64,7 @@ from sandbox._driver import (
     warm_cache,
 )
 from sandbox._errors import NotRunning, SandboxError, StartupError
+from sandbox._ports import pick_ports
 from sandbox._readiness import (
     NotReady,
     http_ok,
@@ -134,60 +130,8 @@ class Layout:
         return self.logs / f"{service}.log"
 
 
-LISTENERS = tuple(service for service in SERVICES if service != "traffic")  # what needs a port
 STARTED_AFTER_SCHEMA = ("api", "postgres-exporter")
 STARTED_AFTER_API = ("traffic",)
-
-
-# Ports this machine's sandboxes picked lately: between picking a free port and its service
-# binding it, another sandbox starting at the same time must not pick it too.
-PORT_LEDGER = "drillbook-sandbox-ports.json"  # in the system's temporary folder
-PORT_HOLD_S = 300.0  # how long a picked port stays off-limits to other sandboxes
-
-
-def pick_ports(ledger: Path | None = None) -> dict[str, int]:
-    """A free loopback port per listening service: all different, and none that another
-    sandbox picked in the last PORT_HOLD_S seconds (`ledger`, default in the temp folder)."""
-    ledger = ledger or Path(tempfile.gettempdir()) / PORT_LEDGER
-    with ExitStack() as stack:
-        held = _held_ports(stack, ledger)
-        ports: dict[str, int] = {}
-        while len(ports) < len(LISTENERS):
-            sock = stack.enter_context(socket.socket())  # open until all are picked: they differ
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-            if port not in held:
-                ports[LISTENERS[len(ports)]] = port
-        held.update(dict.fromkeys(ports.values(), time.time() + PORT_HOLD_S))
-        return ports
-
-
-def _held_ports(stack: ExitStack, ledger: Path) -> dict[int, float]:
-    """The ledger's unexpired ports, locked until `stack` closes, and written back then.
-
-    A ledger that cannot be opened (another user's, a read-only folder) holds nothing:
-    the ports are then only as safe as the kernel's choice."""
-    try:
-        handle = stack.enter_context(ledger.open("a+", encoding="utf-8"))
-    except OSError:
-        return {}
-    fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
-    handle.seek(0)
-    try:
-        entries = {int(port): float(until) for port, until in json.loads(handle.read() or "{}").items()}
-    except (ValueError, AttributeError):
-        entries = {}  # a damaged ledger is rebuilt
-    now = time.time()
-    held = {port: until for port, until in entries.items() if until > now}
-
-    def write_back() -> None:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({str(port): until for port, until in held.items()}))
-        handle.flush()
-
-    stack.callback(write_back)  # runs before the handle closes (ExitStack is last in, first out)
-    return held
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import SERVICES, replica_dir
-from sandbox._native import LISTENERS, pick_ports
+from sandbox._ports import LISTENERS, pick_ports
 from tests.scheduling import scope_of
 
 
