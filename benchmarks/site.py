@@ -42,11 +42,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_SLUG = "service-down"
 
-PLAIN_MATERIAL = """\
-site_name: drillbook (plain Material)
+# The same pages for both comparison configurations, and the theme without web fonts.
+_PAGES = """\
 site_url: https://runbooks.example.internal/
 docs_dir: docs
 exclude_docs: |
@@ -55,6 +57,12 @@ exclude_docs: |
 theme:
   name: material
   font: false
+"""
+
+PLAIN_MATERIAL = (
+    "site_name: drillbook (plain Material)\n"
+    + _PAGES
+    + """\
 plugins:
   - search
 markdown_extensions:
@@ -69,36 +77,30 @@ markdown_extensions:
   - toc:
       permalink: true
 """
+)
 
-FLOOR = """\
-site_name: drillbook (MkDocs and Material alone)
-site_url: https://runbooks.example.internal/
-docs_dir: docs
-exclude_docs: |
-  /overrides/
-  !/templates/
-theme:
-  name: material
-  font: false
-nav:
-  - Home: index.md
-not_in_nav: |
-  /**
-plugins: []
-markdown_extensions:
-  - admonition
-  - pymdownx.details
-  - pymdownx.superfences
-  - pymdownx.highlight:
-      use_pygments: false
-  - pymdownx.tasklist:
-      custom_checkbox: true
-  - tables
-  - attr_list
-  - md_in_html
-  - toc:
-      permalink: true
-"""
+
+def floor_config() -> str:
+    """MkDocs and Material alone: no plugin, the runbooks out of the navigation, and the
+    Markdown extensions of this repository's mkdocs.yml."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # mkdocs' !ENV tags
+    # a SafeLoader that reads mkdocs' tags as null: it builds no object
+    ours = yaml.load((REPO / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506
+    rest = {
+        "nav": [{"Home": "index.md"}],
+        "not_in_nav": "/**",
+        "plugins": [],
+        "markdown_extensions": ours["markdown_extensions"],
+    }
+    return (
+        "site_name: drillbook (MkDocs and Material alone)\n" + _PAGES + yaml.safe_dump(rest, sort_keys=False)
+    )
+
+
 CONFIGS = (("drillbook", "mkdocs.yml"), ("material", "mkdocs-plain.yml"), ("floor", "mkdocs-floor.yml"))
 # A link from one runbook to another (same folder): `](database-down.md)`
 _RUNBOOK_LINK = re.compile(r"\]\((?!index\.md)([a-z0-9-]+)\.md")
@@ -135,7 +137,7 @@ def make_project(destination: Path, runbooks: int) -> Path:
         (destination / "docs" / "runbooks" / f"{slug}.md").write_text(text, encoding="utf-8")
         (destination / "notebooks" / f"{slug}.py").write_text(notebook, encoding="utf-8")
     (destination / "mkdocs-plain.yml").write_text(PLAIN_MATERIAL, encoding="utf-8")
-    (destination / "mkdocs-floor.yml").write_text(FLOOR, encoding="utf-8")
+    (destination / "mkdocs-floor.yml").write_text(floor_config(), encoding="utf-8")
     return destination
 
 

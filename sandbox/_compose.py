@@ -32,6 +32,7 @@ from sandbox._driver import (
     check_service,
     loopback_endpoints,
     new_token,
+    platform_commands,
     record_started,
     run_command,
     sandbox_dir,
@@ -82,7 +83,8 @@ def port_variable(service: str) -> str:
 
 
 def healthy_platform_commands(base: Sequence[str]) -> dict[str, list[str]]:
-    """The runbooks' `start` and `restart` of a service, returning once it is healthy again.
+    """The runbooks' platform commands, `start` and `restart` returning once the service is
+    healthy again (`stop` as compose has it).
 
     `docker compose restart` and `start` return when the container runs, before the
     service listens: a runbook's next check (or a drill's clean-up) would find it still
@@ -98,7 +100,7 @@ def healthy_platform_commands(base: Sequence[str]) -> dict[str, list[str]]:
     def then_wait(verb: str) -> list[str]:
         return ["sh", "-c", f'{prefix} {verb} "$1" && {wait}', verb, "{service}"]
 
-    return {"restart": then_wait("restart"), "start": then_wait("start")}
+    return {**platform_commands(base), "restart": then_wait("restart"), "start": then_wait("start")}
 
 
 def parse_ps(output: str) -> list[dict[str, Any]]:
@@ -176,7 +178,6 @@ class ComposeDriver(Driver):
             driver="compose",
             endpoints=endpoints,
             ports=ports,
-            platform_prefix=self.base,
             platform=healthy_platform_commands(self.base),
             admin_token=admin_token,
             chaos_token=chaos_token,

@@ -155,24 +155,25 @@ def _write_private(path: Path, document: Mapping[str, object]) -> None:
     Path(tmp.name).replace(path)
 
 
+def platform_commands(prefix: Sequence[str]) -> dict[str, list[str]]:
+    """The platform command of each verb: `prefix + [verb, "{service}"]`."""
+    return {verb: [*prefix, verb, "{service}"] for verb in ("restart", "stop", "start")}
+
+
 def write_state(
     path: Path,
     *,
     driver: DriverKind,
     endpoints: Mapping[str, str],
-    platform_prefix: Sequence[str],
+    platform: Mapping[str, Sequence[str]],
     admin_token: str,
-    platform: Mapping[str, Sequence[str]] | None = None,
 ) -> State:
-    """Write the state file atomically, mode 0600. The platform command of each verb is
-    `platform_prefix + [verb, "{service}"]`, unless `platform` gives it."""
-    commands = {verb: [*platform_prefix, verb, "{service}"] for verb in ("restart", "stop", "start")}
-    commands.update({verb: list(argv) for verb, argv in (platform or {}).items()})
+    """Write the state file atomically, mode 0600; `platform` has a command per verb."""
     state: State = {
         "driver": driver,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "endpoints": dict(endpoints),
-        "platform": commands,
+        "platform": {verb: list(argv) for verb, argv in platform.items()},
         "services": list(SERVICES),
         "prometheus_jobs": dict(PROMETHEUS_JOBS),
         "secrets": {"admin_token": admin_token},
@@ -191,10 +192,9 @@ def record_started(
     driver: DriverKind,
     endpoints: Mapping[str, str],
     ports: Mapping[str, int],
-    platform_prefix: Sequence[str],
+    platform: Mapping[str, Sequence[str]],
     admin_token: str,
     chaos_token: str,
-    platform: Mapping[str, Sequence[str]] | None = None,
 ) -> State:
     """Write what a started sandbox leaves behind: the private chaos file, then the state file."""
     write_chaos_access(
@@ -210,9 +210,8 @@ def record_started(
         state_file,
         driver=driver,
         endpoints=endpoints,
-        platform_prefix=platform_prefix,
-        admin_token=admin_token,
         platform=platform,
+        admin_token=admin_token,
     )
 
 

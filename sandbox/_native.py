@@ -58,6 +58,7 @@ from sandbox._driver import (
     check_service,
     loopback_endpoints,
     new_token,
+    platform_commands,
     record_started,
     run_command,
     sandbox_dir,
@@ -348,7 +349,7 @@ class NativeDriver(Driver):
             driver="native",
             endpoints=endpoints,
             ports=ports,
-            platform_prefix=self._ctl(),
+            platform=platform_commands(self._ctl()),
             admin_token=admin_token,
             chaos_token=chaos_token,
         )

@@ -13,7 +13,6 @@ in the build's own process, as Material does.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from material.plugins.search.plugin import SearchIndex
-
-log = logging.getLogger("mkdocs.plugins.drillbook")
 
 
 @dataclass(frozen=True)
