@@ -19,10 +19,15 @@ count. Usage:
 
     python benchmarks/site.py                 # 10, 100, 1000 runbooks, 3 builds each
     python benchmarks/site.py --sizes 10 100 --repeat 5
+    python benchmarks/site.py --sizes 1000 --phases   # where the drillbook build's time goes
 
-Prints one line per (configuration, size) with the median build time and the
-output size, then the ratios material / drillbook and drillbook / floor, and the
-growth per tenfold.
+Prints one line per (configuration, size) with the median build time, the CPU
+time of the build (every process of it) and the output size, then the ratios
+material / drillbook and drillbook / floor, the growth per tenfold, and the
+least time the largest drillbook build could take spread perfectly over this
+machine's cores. `--phases` adds builds of the drillbook configuration in one
+timed process: Python-Markdown's conversion (`Page.render`), the rest of reading
+the pages (macros), the theme templates and writing (`_build_page`), and the rest.
 Exit status 1 when the drillbook build at the largest size misses its target
 (default 8 s and 100 MB, for 1000 runbooks).
 """
@@ -31,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,6 +48,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -111,11 +119,16 @@ class Measurement:
     config: str
     runbooks: int
     seconds: list[float]
+    cpu: list[float]  # user + system seconds of the build and every process it started
     bytes: int
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
 
 
 def make_project(destination: Path, runbooks: int) -> Path:
@@ -145,43 +158,120 @@ def tree_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
-def build(project: Path, config: str, site_dir: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def build(project: Path, config: str, site_dir: Path, *, phases: bool = False) -> tuple[float, float, str]:
+    """One `mkdocs build` in a new process: its wall time, its CPU time (with the processes
+    it started, such as the search indexer) and its standard output.
+
+    With `phases`, the build runs under `_timed_build`, which prints its phases as JSON.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("DRILLBOOK_POLICY_DIR", "DRILLBOOK_OFFLINE")}
     env["NO_MKDOCS_2_WARNING"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "mkdocs", "build", "--config-file", str(project / config),
-            "--site-dir", str(site_dir)]  # fmt: skip
+    runner = [sys.executable, __file__, "--timed-build"] if phases else [sys.executable, "-m", "mkdocs"]
+    argv = [*runner, "build", "--config-file", str(project / config), "--site-dir", str(site_dir)]
     if config == "mkdocs.yml":
         argv.append("--strict")  # not with --quiet: it hides the warnings that strict counts
+    cpu = _children_cpu()
     start = time.perf_counter()
     result = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if result.returncode != 0:
         raise SystemExit(f"{config} build of {project} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
+    return elapsed, cpu, result.stdout
 
 
-def measure(sizes: list[int], repeat: int) -> list[Measurement]:
+PHASES = ("markdown", "read and macros", "templates and writing", "rest")
+
+
+def _timed_build(mkdocs_argv: list[str]) -> int:
+    """Run `mkdocs <mkdocs_argv>` in this process and print, as one JSON object, the seconds
+    spent in each of PHASES and in all: Python-Markdown's conversion (`Page.render`), the
+    rest of reading each page (front matter, macros, hooks), each page's template and file,
+    and everything else once Python runs (imports, configuration, catalogue, print page,
+    search index)."""
+    start = time.perf_counter()
+    from mkdocs.__main__ import cli
+    from mkdocs.commands import build as mkdocs_build
+    from mkdocs.structure.pages import Page
+
+    spent = dict.fromkeys(("render", "populate", "build_page"), 0.0)
+
+    def timed(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - start
+
+        return wrapper
+
+    Page.render = timed("render", Page.render)  # type: ignore[method-assign]
+    mkdocs_build._populate_page = timed("populate", mkdocs_build._populate_page)
+    mkdocs_build._build_page = timed("build_page", mkdocs_build._build_page)
+    status = cli.main(mkdocs_argv, standalone_mode=False)
+    total = time.perf_counter() - start
+    figures = dict(zip(PHASES, (
+        spent["render"],
+        spent["populate"] - spent["render"],
+        spent["build_page"],
+        total - spent["populate"] - spent["build_page"],
+    ), strict=True))  # fmt: skip
+    print(json.dumps({**figures, "total": total}))
+    return int(status or 0)
+
+
+def measure(sizes: list[int], repeat: int, *, phases: bool = False) -> list[Measurement]:
     results = []
     with tempfile.TemporaryDirectory(prefix="drillbook-bench-") as scratch:
         for runbooks in sizes:
             project = make_project(Path(scratch) / f"project-{runbooks}", runbooks)
             for name, config in CONFIGS:
                 site_dir = Path(scratch) / f"site-{name}-{runbooks}"
-                seconds = []
+                seconds, cpu = [], []
                 for _ in range(repeat):
                     shutil.rmtree(site_dir, ignore_errors=True)
-                    seconds.append(build(project, config, site_dir))
-                measurement = Measurement(name, runbooks, seconds, tree_size(site_dir))
+                    elapsed, used, _ = build(project, config, site_dir)
+                    seconds.append(elapsed)
+                    cpu.append(used)
+                measurement = Measurement(name, runbooks, seconds, cpu, tree_size(site_dir))
                 results.append(measurement)
                 print(
                     f"{name:9} {runbooks:5d} runbooks: median {measurement.median:6.2f} s "
-                    f"(runs {', '.join(f'{s:.2f}' for s in seconds)}), {measurement.bytes / 1e6:8.1f} MB",
+                    f"(runs {', '.join(f'{s:.2f}' for s in seconds)}), "
+                    f"CPU {measurement.cpu_median:6.2f} s, {measurement.bytes / 1e6:8.1f} MB",
                     flush=True,
                 )
                 shutil.rmtree(site_dir, ignore_errors=True)
+            if phases:
+                report_phases(project, Path(scratch) / f"site-phases-{runbooks}", runbooks, repeat)
             shutil.rmtree(project, ignore_errors=True)
     return results
+
+
+def report_phases(project: Path, site_dir: Path, runbooks: int, repeat: int) -> None:
+    """Where the time of the drillbook build goes, medians of `repeat` timed builds."""
+    runs = []
+    for _ in range(repeat):
+        shutil.rmtree(site_dir, ignore_errors=True)
+        _, _, stdout = build(project, "mkdocs.yml", site_dir, phases=True)
+        runs.append(json.loads(stdout.strip().splitlines()[-1]))
+    shutil.rmtree(site_dir, ignore_errors=True)
+    total = statistics.median(run["total"] for run in runs)
+    print(f"drillbook {runbooks:5d} runbooks, in one timed process: median {total:6.2f} s")
+    for phase in PHASES:
+        values = [run[phase] for run in runs]
+        without = statistics.median(run["total"] - run[phase] for run in runs)
+        print(
+            f"  {phase:22} median {statistics.median(values):6.2f} s "
+            f"({min(values):.2f}-{max(values):.2f} s); all but it {without:6.2f} s"
+        )
 
 
 def report(results: list[Measurement], *, max_seconds: float, max_mb: float) -> int:
@@ -204,6 +294,12 @@ def report(results: list[Measurement], *, max_seconds: float, max_mb: float) -> 
                 f"time x{b.median / a.median:5.2f}, size x{b.bytes / a.bytes:5.2f}"
             )
     largest = by[("drillbook", sizes[-1])]
+    cores = os.cpu_count() or 1
+    print(
+        f"\nat {sizes[-1]} runbooks the drillbook build uses {largest.cpu_median:.2f} s of CPU: "
+        f"spread perfectly over {cores} core(s), it could not take less than "
+        f"{largest.cpu_median / cores:.2f} s"
+    )
     ok = largest.median <= max_seconds and largest.bytes / 1e6 <= max_mb
     print(
         f"\ntarget at {sizes[-1]} runbooks: <= {max_seconds:g} s and <= {max_mb:g} MB: "
@@ -218,9 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="builds per configuration and size (median)")
     parser.add_argument("--max-seconds", type=float, default=8.0)
     parser.add_argument("--max-mb", type=float, default=100.0)
+    parser.add_argument(
+        "--phases", action="store_true", help="also time the phases of the drillbook build (more builds)"
+    )
     args = parser.parse_args(argv)
-    return report(measure(args.sizes, args.repeat), max_seconds=args.max_seconds, max_mb=args.max_mb)
+    results = measure(args.sizes, args.repeat, phases=args.phases)
+    return report(results, max_seconds=args.max_seconds, max_mb=args.max_mb)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--timed-build"]:  # one build of `build(..., phases=True)`
+        raise SystemExit(_timed_build(sys.argv[2:]))
     raise SystemExit(main())
