@@ -186,15 +186,12 @@ def build(project: Path, config: str, site_dir: Path, *, phases: bool = False) -
     return elapsed, cpu, result.stdout
 
 
-PHASES = ("markdown", "read and macros", "templates and writing", "rest")
-
-
 def _timed_build(mkdocs_argv: list[str]) -> int:
-    """Run `mkdocs <mkdocs_argv>` in this process and print, as one JSON object, the seconds
-    spent in each of PHASES and in all: Python-Markdown's conversion (`Page.render`), the
-    rest of reading each page (front matter, macros, hooks), each page's template and file,
-    and everything else once Python runs (imports, configuration, catalogue, print page,
-    search index)."""
+    """Run `mkdocs <mkdocs_argv>` in this process and print, as one JSON object, its total
+    seconds and those of its phases: Python-Markdown's conversion (`Page.render`), the rest
+    of reading each page (front matter, macros, hooks), each page's template and file, and
+    everything else once Python runs (imports, configuration, catalogue, print page, search
+    index)."""
     start = time.perf_counter()
     from mkdocs.__main__ import cli
     from mkdocs.commands import build as mkdocs_build
@@ -204,11 +201,11 @@ def _timed_build(mkdocs_argv: list[str]) -> int:
 
     def timed(name: str, function: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            began = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                spent[name] += time.perf_counter() - start
+                spent[name] += time.perf_counter() - began
 
         return wrapper
 
@@ -217,13 +214,13 @@ def _timed_build(mkdocs_argv: list[str]) -> int:
     mkdocs_build._build_page = timed("build_page", mkdocs_build._build_page)
     status = cli.main(mkdocs_argv, standalone_mode=False)
     total = time.perf_counter() - start
-    figures = dict(zip(PHASES, (
-        spent["render"],
-        spent["populate"] - spent["render"],
-        spent["build_page"],
-        total - spent["populate"] - spent["build_page"],
-    ), strict=True))  # fmt: skip
-    print(json.dumps({**figures, "total": total}))
+    phases = {
+        "markdown": spent["render"],
+        "read and macros": spent["populate"] - spent["render"],
+        "templates and writing": spent["build_page"],
+        "rest": total - spent["populate"] - spent["build_page"],
+    }
+    print(json.dumps({"total": total, "phases": phases}))
     return int(status or 0)
 
 
@@ -265,9 +262,9 @@ def report_phases(project: Path, site_dir: Path, runbooks: int, repeat: int) -> 
     shutil.rmtree(site_dir, ignore_errors=True)
     total = statistics.median(run["total"] for run in runs)
     print(f"drillbook {runbooks:5d} runbooks, in one timed process: median {total:6.2f} s")
-    for phase in PHASES:
-        values = [run[phase] for run in runs]
-        without = statistics.median(run["total"] - run[phase] for run in runs)
+    for phase in runs[0]["phases"]:
+        values = [run["phases"][phase] for run in runs]
+        without = statistics.median(run["total"] - run["phases"][phase] for run in runs)
         print(
             f"  {phase:22} median {statistics.median(values):6.2f} s "
             f"({min(values):.2f}-{max(values):.2f} s); all but it {without:6.2f} s"
@@ -294,7 +291,10 @@ def report(results: list[Measurement], *, max_seconds: float, max_mb: float) -> 
                 f"time x{b.median / a.median:5.2f}, size x{b.bytes / a.bytes:5.2f}"
             )
     largest = by[("drillbook", sizes[-1])]
-    cores = os.cpu_count() or 1
+    # Imported here, not at the top: a `--timed-build` process counts its imports in its time.
+    from drillbook.site._search import usable_cores  # the cores the build itself counts on
+
+    cores = usable_cores()
     print(
         f"\nat {sizes[-1]} runbooks the drillbook build uses {largest.cpu_median:.2f} s of CPU: "
         f"spread perfectly over {cores} core(s), it could not take less than "

@@ -47,7 +47,8 @@ def _index_page(config: dict[str, Any], page: IndexedPage) -> list[dict[str, Any
     return entries
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -61,7 +62,7 @@ class BackgroundSearchIndex(SearchIndex):  # type: ignore[misc]
         super().__init__(**config)
         self._pending: list[Future[list[dict[str, Any]]]] = []
         self._pool: ProcessPoolExecutor | None = None
-        if _usable_cores() > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if usable_cores() > 1 and "fork" in multiprocessing.get_all_start_methods():
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
 
     def add_entry_from_context(self, page: Any) -> None:
