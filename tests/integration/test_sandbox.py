@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import SERVICES, Driver, SandboxError, StartupError, get_driver, read_state, state_path, stopped
 from sandbox._driver import PROMETHEUS_JOBS, chaos_path
+from sandbox.faults import Injector
 from sandbox.service.corpus import SUPPORT_TOOL_USER_ID, api_key
 from tests.integration.support import (
     CONTRACT_ALERTS,
@@ -437,13 +438,16 @@ def test_sandbox_files_the_linter_reads_are_consistent() -> None:
 def test_when_redis_is_stopped_then_health_is_degraded_until_it_starts(
     sandbox: Driver, api: httpx.Client
 ) -> None:
-    with stopped(sandbox, "redis"):
-        assert sandbox.status()["redis"] == "stopped"
-        status, body = wait_for_health(api, "degraded")
-        assert status == 503
-        assert body["dependencies"]["redis"]["status"] == "down"
-        assert body["dependencies"]["database"]["status"] == "ok"
-        assert api.get("/api/skills").status_code == 200  # served from the database
+    try:
+        with stopped(sandbox, "redis"):
+            assert sandbox.status()["redis"] == "stopped"
+            status, body = wait_for_health(api, "degraded")
+            assert status == 503
+            assert body["dependencies"]["redis"]["status"] == "down"
+            assert body["dependencies"]["database"]["status"] == "ok"
+            assert api.get("/api/skills").status_code == 200  # served from the database
+    finally:
+        Injector.attach(sandbox).clear("cache-down")  # a restarted Redis is empty: warm it for the next test
     assert sandbox.status()["redis"] == "running"
     assert wait_for_health(api, "ok")[0] == 200
 
