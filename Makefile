@@ -13,6 +13,8 @@ SANDBOX_DRIVER ?= auto
 # test processes for `make test`, each with its own sandbox (they mostly wait on
 # Prometheus's rate windows, so more than the number of cores pays off)
 TEST_WORKERS ?= 4
+# where `make serve` listens
+SERVE_ADDR ?= 127.0.0.1:8000
 export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: serve test test-compose lint unit runbooks drills site vendor offline print sandbox-up sandbox-down \
@@ -20,7 +22,8 @@ export NO_MKDOCS_2_WARNING := 1
 
 ## The virtualenv, rebuilt when the dependencies or their pins change.
 $(STAMP): pyproject.toml constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { $(PYTHON) scripts/check-python && $(PYTHON) -m venv $(VENV); }
+	@$(PY) scripts/check-python
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
@@ -30,9 +33,9 @@ os-packages:
 os-packages-site:
 	@scripts/install-os-packages site
 
-## Serve the site on http://127.0.0.1:8000 with live reload.
+## Serve the site on http://127.0.0.1:8000 (SERVE_ADDR) with live reload.
 serve: os-packages-site $(STAMP) vendor
-	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+	$(VENV)/bin/mkdocs serve --dev-addr $(SERVE_ADDR)
 
 ## Everything: lint, types, then the tests against sandboxes that are stopped
 ## again however the tests end. The tests run on TEST_WORKERS processes, each with

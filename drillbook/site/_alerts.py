@@ -1,9 +1,14 @@
 """The alerts page: every alert rule of the Prometheus rule files, checked against the runbook pages.
 
-A rule's `runbook_url` must be `<site_url>runbooks/<slug>/`. Any other URL fails
-the build, naming the alert and the URL. A well-formed URL whose page is not
-written yet is listed as such and reported as a warning on stderr; it does not
-fail `mkdocs build --strict` (the linter decides whether that is an error).
+A rule's `runbook_url` must be an http(s) URL whose path is the site's path followed by
+`runbooks/<slug>/`. Any other URL fails the build, naming the alert and the URL. Only
+the path is compared: `mkdocs serve` replaces `site_url` with its own address, and the
+page must build the same wherever it is served. That the URL's host is the published
+site's is `drillbook lint`'s to check, against `site_url` as mkdocs.yml writes it.
+
+A well-formed URL whose page is not written yet is listed as such and reported as a
+warning on stderr; it does not fail `mkdocs build --strict` (the linter decides whether
+that is an error).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -102,17 +108,28 @@ def read_alert_rules(files: Iterable[Path]) -> tuple[AlertRule, ...]:
     return tuple(rules)
 
 
+def _runbook_slug(url: str, prefix: str) -> str:
+    """The slug of an absolute http(s) URL whose path is `<prefix><slug>/`, else ''."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    path = parts.path
+    slug = path[len(prefix) : -1] if path.startswith(prefix) and path.endswith("/") else ""
+    return slug if _SLUG.fullmatch(slug) else ""
+
+
 def link_alerts(rules: Sequence[AlertRule], site_url: str, slugs: Iterable[str]) -> tuple[AlertLink, ...]:
     """Resolve every rule's `runbook_url` to a runbook slug; raise naming every malformed URL."""
-    prefix = site_url.rstrip("/") + "/runbooks/"
+    prefix = urlsplit(site_url).path.rstrip("/") + "/runbooks/"
     known = set(slugs)
     links, errors = [], []
     for rule in rules:
         url = rule.runbook_url
-        slug = url[len(prefix) : -1] if url.startswith(prefix) and url.endswith("/") else ""
-        if not url or not _SLUG.fullmatch(slug):
+        slug = _runbook_slug(url, prefix)
+        if not slug:
             errors.append(
-                f"alert {rule.name} ({rule.source}): runbook_url {url or '(none)'!r} is not {prefix}<slug>/"
+                f"alert {rule.name} ({rule.source}): runbook_url {url or '(none)'!r} is not "
+                f"https://<the published site>{prefix}<slug>/"
             )
             continue
         links.append(AlertLink(rule=rule, slug=slug, written=slug in known))

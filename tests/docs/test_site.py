@@ -27,9 +27,11 @@ from checks import format_duration, load_severity
 from drillbook.site import (
     OUTPUT_TITLE,
     PLACEHOLDER,
+    AlertRule,
     DrillResult,
     SiteError,
     Verification,
+    link_alerts,
     read_drills,
     read_placeholders,
     read_runbook_pages,
@@ -433,6 +435,46 @@ def test_a_runbook_url_outside_the_site_fails_the_build_naming_alert_and_url(
     assert result.returncode != 0
     assert "alert ServiceDown" in output
     assert "https://wiki.example.org/ServiceDown" in output
+
+
+def _rule(runbook_url: str) -> AlertRule:
+    return AlertRule(
+        name="ServiceDown", expr="up == 0", duration="10s", severity="SEV1", summary="", description="",
+        runbook_url=runbook_url, group="api", source=Path("alerts.yml"),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("site_url", "runbook_url"),
+    [
+        # as published
+        ("https://runbooks.example.internal/", "https://runbooks.example.internal/runbooks/service-down/"),
+        # as `mkdocs serve` rewrites site_url: the same rules build the same page
+        ("http://127.0.0.1:8000/", "https://runbooks.example.internal/runbooks/service-down/"),
+        # published under a path, which `mkdocs serve` keeps
+        ("http://127.0.0.1:8000/ops/", "https://example.internal/ops/runbooks/service-down/"),
+    ],
+)
+def test_a_runbook_url_is_checked_by_its_path_wherever_the_site_is_served(
+    site_url: str, runbook_url: str
+) -> None:
+    (link,) = link_alerts([_rule(runbook_url)], site_url, ["service-down"])
+    assert (link.slug, link.written) == ("service-down", True)
+
+
+@pytest.mark.parametrize(
+    "runbook_url",
+    [
+        "https://example.internal/runbooks/service-down/",  # the site lives under /ops/
+        "https://example.internal/ops/runbooks/service-down",  # not the page's directory URL
+        "https://example.internal/ops/runbooks/Service_Down/",  # not a slug
+        "/ops/runbooks/service-down/",  # not an absolute URL: an alert is read outside the site
+        "",
+    ],
+)
+def test_a_runbook_url_off_the_sites_path_fails(runbook_url: str) -> None:
+    with pytest.raises(SiteError, match="alert ServiceDown"):
+        link_alerts([_rule(runbook_url)], "https://example.internal/ops/", ["service-down"])
 
 
 def test_without_a_rule_file_the_alerts_page_says_so(tmp_path_factory: pytest.TempPathFactory) -> None:

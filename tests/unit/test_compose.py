@@ -270,13 +270,34 @@ def test_an_overridden_base_image_reaches_every_build() -> None:
     assert all(build["args"]["BASE_IMAGE"] == base for build in builds)
 
 
+def _published(port: str | dict[str, Any]) -> tuple[str, int, int]:
+    """(host address, host port, container port) of a port entry of `config`'s output: Compose v2
+    writes the long form (a mapping), v1 the short one ("127.0.0.1:41000:8000/tcp")."""
+    if isinstance(port, dict):
+        return str(port["host_ip"]), int(port["published"]), int(port["target"])
+    match = re.fullmatch(r"([^:]+):(\d+):(\d+)(?:/tcp)?", port)
+    assert match, f"not a port entry with a host address and a host port: {port!r}"
+    return match[1], int(match[2]), int(match[3])
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"host_ip": "127.0.0.1", "published": "41000", "target": 8000, "mode": "ingress"}, 41000),
+        ("127.0.0.1:41000:8000/tcp", 41000),
+        ("127.0.0.1:41001:8000", 41001),
+    ],
+)
+def test_a_port_entry_reads_the_same_in_either_form(entry: str | dict[str, Any], expected: int) -> None:
+    assert _published(entry) == ("127.0.0.1", expected, 8000)
+
+
 def test_the_ports_the_driver_picks_reach_the_resolved_file() -> None:
     picked = {service: 41000 + index for index, service in enumerate(CONTAINER_PORTS)}
     resolved = _resolved({port_variable(s): str(port) for s, port in picked.items()})["services"]
     for service, container_port in CONTAINER_PORTS.items():
         (published,) = resolved[service]["ports"]
-        assert published["host_ip"] == "127.0.0.1"
-        assert (int(published["published"]), published["target"]) == (picked[service], container_port)
+        assert _published(published) == ("127.0.0.1", picked[service], container_port)
 
 
 def test_an_overridden_image_reaches_the_resolved_file() -> None:
