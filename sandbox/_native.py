@@ -85,7 +85,10 @@ CRASHED = frozenset({"BACKOFF", "EXITED", "FATAL"})  # supervisor states of a fa
 SHUTDOWN_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 30.0
 PROCFS = Path("/proc/self/stat").exists()
-PG_MAX_CONNECTIONS = 20  # small on purpose: the pool-exhaustion drill fills it
+# PostgreSQL's own default. The pool-exhaustion drill fills it but for the API pool's room
+# and two slots; with fewer, those few would be a tenth of the limit and the leak would
+# never read as critical (90 %).
+PG_MAX_CONNECTIONS = 100
 PYTHON_SERVICES = frozenset({"api", "upstream", "traffic", "chaos", "receiver"})
 
 

@@ -11,7 +11,8 @@ Routes: `GET /faults` (what is active), `PUT /faults/{name}` {"active": bool},
 `GET /health`. The neighbours:
 
     db-pool-exhausted    a report job that leaks connections: it opens idle-in-transaction
-                         sessions until PostgreSQL has one ordinary slot left
+                         sessions until PostgreSQL has only the API pool's room to grow and
+                         two ordinary slots left
     db-lock-contention   a migration that holds a SHARE ROW EXCLUSIVE lock on usage_logs:
                          reads go on, every insert waits
     suspicious-access    a leaked integration key reading one user after another from an
@@ -39,12 +40,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox.service.control import chaos_refusal, control_networks
-from sandbox.service.corpus import SUPPORT_TOOL_USER_ID, SUSPICIOUS_ADDRESS, USERS, api_key
+from sandbox.service.corpus import (
+    API_APPLICATION_NAME,
+    API_POOL_MAX_SIZE,
+    SUPPORT_TOOL_USER_ID,
+    SUSPICIOUS_ADDRESS,
+    USERS,
+    api_key,
+)
 
 log = logging.getLogger("sandbox.agent")
 
 CONNECT_TIMEOUT_S = 2
-SPARE_SLOTS = 1  # left free so that monitoring still connects
+# Left free beyond the API pool's room to grow: the responder's session and one more (a
+# monitoring reconnect, a health check), so that the runbook can always look and act.
+SPARE_SLOTS = 2
 ACCESS_INTERVAL_S = 0.1
 FAULTS = ("db-pool-exhausted", "db-lock-contention", "suspicious-access")
 
@@ -78,12 +88,17 @@ class Neighbours:
             await cur.execute(
                 "SELECT current_setting('max_connections')::int"
                 " - current_setting('superuser_reserved_connections')::int"
-                " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+                " - count(*) FILTER (WHERE backend_type = 'client backend'),"
+                " count(*) FILTER (WHERE application_name = %s)"
+                " FROM pg_stat_activity",
+                (API_APPLICATION_NAME,),
             )
             row = await cur.fetchone()
-        free = int(row[0]) if row else 0
+        free, api_sessions = (int(row[0]), int(row[1])) if row else (0, 0)
+        # The API's pool may grow after this moment (min_size 1): leave it that room too.
+        room = max(0, API_POOL_MAX_SIZE - api_sessions) + SPARE_SLOTS
         self.leaked.append(probe)  # its transaction stays open: the first leaked session
-        for _ in range(max(0, free - SPARE_SLOTS)):
+        for _ in range(max(0, free - room)):
             try:
                 conn = await self._connect("drillbook-report-job")
             except psycopg.OperationalError as exc:

@@ -70,7 +70,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from sandbox.service.control import LOOPBACK, allows, control_networks, networks
-from sandbox.service.corpus import DOCUMENTS, ROLLOUT_SKILL, ROLLOUT_STABLE, SKILL_WEIGHTS, key_digest
+from sandbox.service.corpus import (
+    API_APPLICATION_NAME,
+    API_POOL_MAX_SIZE,
+    DOCUMENTS,
+    ROLLOUT_SKILL,
+    ROLLOUT_STABLE,
+    SKILL_WEIGHTS,
+    key_digest,
+)
 
 log = logging.getLogger("sandbox.service")
 
@@ -84,7 +92,6 @@ POOL_TIMEOUT_S = 2.0  # waiting for a free database connection
 CONNECT_TIMEOUT_S = 2  # libpq takes whole seconds
 STATEMENT_TIMEOUT_MS = 2000
 REDIS_TIMEOUT_S = 1.0
-POOL_MAX_SIZE = 5
 BREAKER_THRESHOLD = 3  # consecutive failures that open the circuit
 BREAKER_COOLDOWN_S = 5.0  # open -> half-open
 BASELINE_REFRESH_S = 60.0
@@ -313,11 +320,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = AsyncConnectionPool(
         settings.database_url,
         min_size=1,
-        max_size=POOL_MAX_SIZE,
+        max_size=API_POOL_MAX_SIZE,
         timeout=POOL_TIMEOUT_S,
         kwargs={
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "application_name": "drillbook-api",
+            "application_name": API_APPLICATION_NAME,
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         },
         configure=_configure,

@@ -21,6 +21,10 @@ SKILL_WEIGHTS: dict[str, int] = {
     "extract-entities": 1,
 }
 SUSPICIOUS_ADDRESS = "203.0.113.77"  # TEST-NET-3: never a customer's address
+# The API's database pool grows to this many sessions under load; a leak that fills the
+# server must leave it that room, or its growth takes the slot a responder needs.
+API_POOL_MAX_SIZE = 5
+API_APPLICATION_NAME = "drillbook-api"  # how its sessions show in pg_stat_activity
 
 _TOPICS = (
     "renewal terms for a hosting contract",

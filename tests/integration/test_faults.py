@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sandbox import Driver, read_state, state_path
 from sandbox._driver import chaos_path, read_chaos_access
 from sandbox.faults import Injector, catalogue
-from sandbox.service.corpus import SUSPICIOUS_ADDRESS, api_key
+from sandbox.service.corpus import API_APPLICATION_NAME, API_POOL_MAX_SIZE, SUSPICIOUS_ADDRESS, api_key
 from tests.integration.support import CONTRACT_ALERTS, SITE, running_sandbox, sandbox_cli, sandbox_dir, until
 
 pytestmark = pytest.mark.sandbox
@@ -386,6 +386,32 @@ def test_db_pool_exhausted(injector: Injector, world: World) -> None:
         return ratio < 0.5 and leaked == 0
 
     drill("db-pool-exhausted", injector, world, signal=exhausted, normal=relieved)
+
+
+def test_db_pool_exhausted_leaves_the_api_pool_its_room_and_a_responder_a_session(
+    injector: Injector, world: World
+) -> None:
+    """The leak fills the server but for the API pool's room to grow and a session to act
+    from: if the pool's growth could take the last slot, the runbook could not connect."""
+    injector.inject("db-pool-exhausted")
+    grown: list[psycopg.Connection[Any]] = []
+    try:
+        until(lambda: connections(world)[0] >= 0.8, timeout_s=SIGNAL_TIMEOUT_S, what="the leak")
+        ((api_sessions,),) = world.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", API_APPLICATION_NAME
+        )
+        for _ in range(API_POOL_MAX_SIZE - api_sessions):  # the pool at its largest
+            grown.append(psycopg.connect(world.endpoints["postgres"], connect_timeout=2,
+                                         application_name=API_APPLICATION_NAME))  # fmt: skip
+        with psycopg.connect(world.endpoints["postgres"], connect_timeout=2) as responder:
+            assert responder.execute("SELECT 1").fetchone() == (1,)
+        ratio, _ = connections(world)
+        assert ratio >= 0.9, "still critical once the pool has grown"
+    finally:
+        for conn in grown:
+            conn.close()
+        injector.clear("db-pool-exhausted")
+    until(lambda: connections(world)[1] == 0, timeout_s=NORMAL_TIMEOUT_S, what="the leaked sessions closed")
 
 
 def test_db_lock_contention(injector: Injector, world: World) -> None:
