@@ -4,6 +4,7 @@ the calls stop failing, and, once the provider is back, release the circuit and 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from checks import Status, Targets, classify, close_circuit_breaker, flags, http
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
-from tests.drills.waiting import wait_for
+from tests.drills.waiting import wait_for, wait_for_window_after
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
 
@@ -66,6 +67,7 @@ def test_upstream_outage_is_confirmed_by_the_status_page_held_open_then_resumed_
     faults = Injector.attach(sandbox)
     faults.inject("upstream-outage")
     try:
+        wait_for_window_after(runbook_targets, time.time(), what="the provider started failing")
         wait_for(
             lambda: upstream.check_upstream_errors(runbook_targets).status is Status.CRIT,
             timeout_s=30,
@@ -100,6 +102,9 @@ def test_rate_limiting_is_seen_as_429s_and_held_off_by_the_circuit(
     faults = Injector.attach(sandbox)
     faults.inject("upstream-rate-limited")
     try:
+        # Until a whole rate window has passed, the share of 429s climbs from 0 through the
+        # threshold: a runbook run at the first CRIT reading can read WARN a moment later.
+        wait_for_window_after(runbook_targets, time.time(), what="the provider started rate-limiting")
         wait_for(
             lambda: upstream.check_rate_limited(runbook_targets).status is Status.CRIT,
             timeout_s=30,
