@@ -92,6 +92,13 @@ class Runbook:
         return [cls(p.stem, p) for p in sorted(folder.glob("*.py"))]
 
 
+# Tags that tell nbclient or Jupyter how to run or show a cell, not which step it is.
+EXECUTION_TAGS = frozenset(
+    {"raises-exception", "skip-execution", "hide-input", "hide-output", "remove-cell", "remove-input",
+     "remove-output"}
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class CellRecord:
     """One code cell of a run: what it is, when it ran, how it ended, what it reported."""
@@ -110,9 +117,10 @@ class CellRecord:
 
     @property
     def kind(self) -> str:
-        """The step kind: the first drillbook tag, else "setup"."""
-        known = ("parameters", "injected-parameters", "diagnosis", "summary", "mitigation", "verify")
-        return next((t for t in self.tags if t in known), "setup")
+        """The step this cell is: its own tag (diagnosis, mitigation, verify, recovery, or any
+        other a runbook uses), else "setup". Tags that only say how to run or show a cell
+        are not steps."""
+        return next((t for t in self.tags if t not in EXECUTION_TAGS), "setup")
 
 
 @dataclass(slots=True)
@@ -173,6 +181,8 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["duration_s"] = self.duration_s
+        for cell, written in zip(self.cells, data["cells"], strict=True):
+            written["kind"] = cell.kind  # the step, as the terminal and the report name it
         plain: dict[str, Any] = json.loads(json.dumps(data, default=_iso))
         return plain
 

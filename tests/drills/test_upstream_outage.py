@@ -91,6 +91,9 @@ def test_upstream_outage_is_confirmed_by_the_status_page_held_open_then_resumed_
         assert set(applied) == {"release circuit breaker", "staged rollout"}
         assert "stopped" not in applied["staged rollout"]["detail"], applied["staged rollout"]["detail"]
         assert "25 %: every gate OK" in applied["staged rollout"]["detail"]
+        recovery = [c for c in again.cells if "recovery" in c.tags]
+        assert recovery, "the re-enable steps are the cells tagged recovery"
+        assert {c.kind for c in recovery} == {"recovery"}
     finally:
         _restore(faults, "upstream-outage", runbook_targets)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jupytext
@@ -9,7 +10,7 @@ import pytest
 
 from checks import ConfigError
 from drillbook.redact import MASK, Redactor
-from drillbook.runner import inject_parameters, notebook_parameters, read_notebook
+from drillbook.runner import CellRecord, RunRecord, inject_parameters, notebook_parameters, read_notebook
 
 NOTEBOOK = """\
 # %% [markdown]
@@ -121,3 +122,27 @@ def test_an_unwritable_cache_only_costs_the_parse(tmp_path: Path, monkeypatch: p
     path = tmp_path / "runbook.py"
     path.write_text(NOTEBOOK)
     assert notebook_parameters(read_notebook(path))[1]["env"] == "sandbox"
+
+
+@pytest.mark.parametrize(
+    ("tags", "kind"),
+    [
+        (("diagnosis",), "diagnosis"),
+        (("mitigation",), "mitigation"),
+        (("recovery",), "recovery"),
+        (("raises-exception", "verify"), "verify"),
+        (("a-teams-own-step",), "a-teams-own-step"),
+        (("raises-exception",), "setup"),
+        ((), "setup"),
+    ],
+)
+def test_a_cell_is_recorded_under_its_own_tag(tags: tuple[str, ...], kind: str) -> None:
+    assert CellRecord(index=0, tags=tags, source="").kind == kind
+
+
+def test_the_record_json_names_each_cells_step() -> None:
+    cells = [
+        CellRecord(index=i, tags=tags, source="") for i, tags in enumerate([("verify",), ("recovery",), ()])
+    ]
+    record = RunRecord("r", "notebooks/r.py", "sandbox", {}, datetime.now(UTC), None, cells)
+    assert [c["kind"] for c in record.to_dict()["cells"]] == ["verify", "recovery", "setup"]
