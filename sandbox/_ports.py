@@ -30,17 +30,28 @@ PORT_HOLD_S = 300.0  # how long a picked port stays off-limits to other sandboxe
 def pick_ports(ledger: Path | None = None) -> dict[str, int]:
     """A free loopback port per listening service: all different, and none that another
     sandbox picked in the last PORT_HOLD_S seconds (`ledger`, default in the temp folder)."""
+    return dict(zip(LISTENERS, _pick(len(LISTENERS), ledger), strict=True))
+
+
+def pick_port(ledger: Path | None = None) -> int:
+    """One free loopback port that no sandbox picks for PORT_HOLD_S seconds: for a server
+    started beside the sandboxes that binds its port only after a while (`mkdocs serve`)."""
+    (port,) = _pick(1, ledger)
+    return port
+
+
+def _pick(count: int, ledger: Path | None) -> list[int]:
     ledger = ledger or Path(tempfile.gettempdir()) / PORT_LEDGER
     with ExitStack() as stack:
         held = _held_ports(stack, ledger)
-        ports: dict[str, int] = {}
-        while len(ports) < len(LISTENERS):
+        ports: list[int] = []
+        while len(ports) < count:
             sock = stack.enter_context(socket.socket())  # open until all are picked: they differ
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
             if port not in held:
-                ports[LISTENERS[len(ports)]] = port
-        held.update(dict.fromkeys(ports.values(), time.time() + PORT_HOLD_S))
+                ports.append(port)
+        held.update(dict.fromkeys(ports, time.time() + PORT_HOLD_S))
         return ports
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,19 +18,13 @@ import httpx
 import pytest
 
 from drillbook.site import read_alert_rules, read_runbook_pages
+from sandbox._ports import pick_port
 from tests.docs.test_site import REPO
 
 # `make serve` builds the whole site before it answers; on 2 cores that takes seconds.
 SERVE_DEADLINE_S = 180.0
 POLL_INTERVAL_S = 0.5
 RUNBOOK = "service-down"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _output(process: subprocess.Popen[str]) -> str:
@@ -42,7 +35,7 @@ def _output(process: subprocess.Popen[str]) -> str:
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """The address of `make serve`, once it answers; the server and its children are stopped after."""
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{pick_port()}"  # one that no sandbox starting meanwhile takes
     # Run as a user would: not as a sub-make of `make test`, whose flags would leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     process = subprocess.Popen(

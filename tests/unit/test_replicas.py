@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import SERVICES, replica_dir
-from sandbox._ports import LISTENERS, pick_ports
+from sandbox._ports import LISTENERS, pick_port, pick_ports
 from tests.scheduling import scope_of
 
 
@@ -84,6 +84,13 @@ def test_sandboxes_starting_together_never_pick_the_same_ports(tmp_path: Path) -
     assert len(every) == len(set(every)) == 4 * len(LISTENERS)
     held = json.loads(ledger.read_text(encoding="utf-8"))
     assert set(map(int, held)) == set(every)
+
+
+def test_a_port_picked_for_a_server_beside_the_sandboxes_is_held_from_them(tmp_path: Path) -> None:
+    ledger = tmp_path / "ports.json"
+    served = pick_port(ledger)
+    assert int(next(iter(json.loads(ledger.read_text(encoding="utf-8"))))) == served
+    assert all(served not in pick_ports(ledger).values() for _ in range(4))
 
 
 def test_expired_ports_leave_the_ledger_and_a_damaged_ledger_is_rebuilt(tmp_path: Path) -> None:
