@@ -127,7 +127,9 @@ sandbox-logs: $(STAMP)
 		echo "=== $$service"; $(PY) -m sandbox logs $$service --driver $(SANDBOX_DRIVER) || true; \
 	done
 
-## Re-pin every dependency to the newest release (review the diff).
+## Re-pin every dependency to the newest release (review the diff). `make unit` then fails when
+## a new pin no longer admits the oldest Python of requires-python (Debian 12 has 3.11.2):
+## pin that package back, or raise requires-python and say so in the README.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
