@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any
 from checks._errors import (
     ActionError,
     ActionFailed,
-    ActionRefused,
     CheckError,
     CheckFailed,
     ConfigError,
     ProbeError,
 )
-from checks._result import ACTION_MIME, RESULT_MIME, SEVERITY_MIME, CheckResult, Status
+from checks._result import (
+    ACTION_MIME,
+    RESULT_MIME,
+    SEVERITY_MIME,
+    STOPPING_STATES,
+    CheckResult,
+    OutcomeState,
+    Status,
+    observed_change,
+)
 
 if TYPE_CHECKING:
     from checks import actions, http, postgres, prometheus, redis, sessions, severity
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
     from checks._wait import wait_until_ok
     from checks.actions import (
         Action,
+        Effect,
         Gate,
         Outcome,
         Plan,
@@ -69,7 +78,7 @@ _HOMES = {
     ),
     "checks._wait": "wait_until_ok",
     "checks.actions": (
-        "Action Gate Outcome Plan close_circuit_breaker disable_skill disable_user enable_skill "
+        "Action Effect Gate Outcome Plan close_circuit_breaker disable_skill disable_user enable_skill "
         "open_circuit_breaker restart_service revoke_api_key set_cache_ttl set_max_tokens "
         "set_rollout_percentage set_upstream_timeout warm_cache"
     ),
@@ -95,19 +104,21 @@ __all__ = [
     "POLICY_DIR_VARIABLE",
     "RESULT_MIME",
     "SEVERITY_MIME",
+    "STOPPING_STATES",
     "Action",
     "ActionError",
     "ActionFailed",
-    "ActionRefused",
     "CheckError",
     "CheckFailed",
     "CheckResult",
     "Classification",
     "ConfigError",
+    "Effect",
     "EscalationPolicy",
     "Gate",
     "Level",
     "Outcome",
+    "OutcomeState",
     "Plan",
     "ProbeError",
     "SeverityPolicy",
@@ -125,6 +136,7 @@ __all__ = [
     "load_environments",
     "load_escalation",
     "load_severity",
+    "observed_change",
     "open_circuit_breaker",
     "parse_duration",
     "policy_dir",

@@ -5,8 +5,10 @@
     ├── ProbeError      could not observe: timeout, refused connection, bad auth
     ├── CheckFailed     observed, and what was observed is bad
     └── ActionError
-        ├── ActionRefused   the gate refused a mutating step; nothing changed
         └── ActionFailed    the step ran and the platform reported a failure
+
+A gate that refuses a step does not raise: it returns an `Outcome` in state
+`refused` (checks.actions), which the record keeps and the CLI turns into exit 3.
 
 "Could not observe" and "observed bad" are different facts for a responder,
 so they are different types: never tell them apart by their message.
@@ -46,10 +48,6 @@ class CheckFailed(CheckError):
 
 class ActionError(CheckError):
     """Base class of the errors of a mitigation step."""
-
-
-class ActionRefused(ActionError):
-    """The gate refused to apply a mutating step. Nothing was changed."""
 
 
 class ActionFailed(ActionError):

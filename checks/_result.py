@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from checks._errors import CheckFailed, ProbeError
 
@@ -17,6 +17,22 @@ from checks._errors import CheckFailed, ProbeError
 RESULT_MIME = "application/vnd.drillbook.result+json"
 ACTION_MIME = "application/vnd.drillbook.action+json"
 SEVERITY_MIME = "application/vnd.drillbook.severity+json"
+
+# What came of a mitigation step (checks.actions says what each state means).
+OutcomeState = Literal["planned", "changed", "unchanged", "held", "refused", "failed"]
+# A run stops after a step that ends in one of these: nothing after it may assume it worked.
+STOPPING_STATES: frozenset[OutcomeState] = frozenset({"refused", "failed"})
+
+
+def observed_change(before: Any, after: Any) -> str:
+    """What a step observed of its target, "before → after", or "" when it observed nothing."""
+    if before is None and after is None:
+        return ""
+
+    def shown(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+
+    return f"{shown(before)} → {shown(after)}"
 
 
 class Status(enum.Enum):

@@ -3,6 +3,17 @@
 Nothing mutates except through a `Gate`, which reads the environment's policy:
 without `apply=True` every step is a dry run that shows its plan; an
 environment whose gate is `confirm` also needs a confirmation naming it.
+
+Every step ends in one `Outcome` state, and only `changed` says the target changed:
+
+    planned     a dry run: the plan was shown, nothing was asked to change
+    changed     applied, and the target is not what it was (before and after differ)
+    unchanged   no change needed: the checks it acts on are OK, or the target
+                already was as wanted
+    held        nothing changed: no problem was observed (only UNKNOWN evidence), or
+                a precondition failed, or a gate inside the step stopped it
+    refused     the environment's gate refused it (production without a confirmation)
+    failed      it ran and the platform reported a failure; what changed is unknown
 """
 
 from __future__ import annotations
@@ -16,14 +27,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from checks._admin import admin_call, admin_state
-from checks._errors import ActionFailed, ActionRefused, CheckError, ConfigError
-from checks._result import ACTION_MIME, CheckResult, utcnow
+from checks._errors import ActionFailed, CheckError, ConfigError
+from checks._result import ACTION_MIME, CheckResult, OutcomeState, Status, observed_change, utcnow
 from checks.targets import Targets
 
 __all__ = [
     "ACTION_MIME",
     "Action",
     "AdminChange",
+    "Effect",
     "Gate",
     "Outcome",
     "Plan",
@@ -41,6 +53,15 @@ __all__ = [
     "set_upstream_timeout",
     "warm_cache",
 ]
+
+_HEADS: dict[OutcomeState, str] = {
+    "planned": "📝 Dry run",
+    "changed": "✅ Changed",
+    "unchanged": "⚪ No change needed",
+    "held": "⏸️ Held, nothing changed",
+    "refused": "⛔ Refused, nothing changed",
+    "failed": "❌ Failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +83,37 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Effect:
+    """What `Action.apply` did, as it observed the target before and after."""
+
+    state: Literal["changed", "unchanged", "held"]
+    detail: str
+    before: Any = None
+    after: Any = None
+
+    @classmethod
+    def observed(cls, before: Any, after: Any, detail: str) -> Effect:
+        """`changed` when `after` differs from `before`, else `unchanged`."""
+        return cls("changed" if before != after else "unchanged", detail, before, after)
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the gate did with an action: planned only, skipped, or applied."""
+    """What came of an action: its state, why, and what was observed before and after."""
 
     plan: Plan
-    state: Literal["planned", "skipped", "applied"]
+    state: OutcomeState
     reason: str
     detail: str = ""
+    before: Any = None
+    after: Any = None
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime = field(default_factory=utcnow)
 
     @property
-    def applied(self) -> bool:
-        return self.state == "applied"
+    def changed(self) -> bool:
+        """Whether the target changed: what a verify step waits for."""
+        return self.state == "changed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,13 +125,16 @@ class Outcome:
             "state": self.state,
             "reason": self.reason,
             "detail": self.detail,
+            "before": self.before,
+            "after": self.after,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
         }
 
     def to_markdown(self) -> str:
-        head = {"planned": "📝 Dry run", "skipped": "⏭️ Skipped", "applied": "✅ Applied"}[self.state]
-        text = f"{head}: {self.reason}\n\n{self.plan.to_markdown()}"
+        text = f"{_HEADS[self.state]}: {self.reason}\n\n{self.plan.to_markdown()}"
+        if observed := observed_change(self.before, self.after):
+            text += f"\n\nobserved: `{observed}`"
         return text + (f"\n\n```\n{self.detail}\n```" if self.detail else "")
 
     def __str__(self) -> str:
@@ -111,8 +153,8 @@ class Action(ABC):
     def plan(self) -> Plan: ...
 
     @abstractmethod
-    def apply(self) -> str:
-        """Make the change; return what the platform answered. Raise `ActionFailed` on failure."""
+    def apply(self) -> Effect:
+        """Make the change and say what it observed. Raise `ActionFailed` on failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,29 +171,48 @@ class Gate:
         return cls(targets.environment, targets.gate, apply=apply, confirm=confirm)
 
     def run(self, action: Action, *, evidence: Iterable[CheckResult] | None = None) -> Outcome:
-        """Plan `action` and, when allowed, apply it.
+        """Plan `action` and, when allowed, apply it; never raises for a refusal or a failure.
 
-        With `evidence`, the action is applied only when some of those results
-        are not OK: a restart is not a remedy for a healthy service.
+        With `evidence`, the action is applied only when one of those results observed a
+        problem (WARN or CRIT): a restart is not a remedy for a healthy service, and a
+        check that could not observe (UNKNOWN) is no reason to change anything.
         """
         plan = action.plan()
-        needed = evidence is None or any(not r.ok for r in evidence)
+        results = None if evidence is None else list(evidence)
+        observed = results is None or any(r.status in (Status.WARN, Status.CRIT) for r in results)
         if not self.apply:
             reason = "dry run; run with apply=True to make this change"
-            if not needed:
-                reason += " (not needed now: every check it depends on is OK)"
+            if not observed:
+                reason += " (not needed now: no check it depends on observed a problem)"
             return Outcome(plan, "planned", reason)
-        if not needed:
-            return Outcome(plan, "skipped", "every check it depends on is OK")
+        if not observed:
+            unknown = [r.name for r in results or () if r.status is Status.UNKNOWN]
+            if unknown:
+                return Outcome(
+                    plan, "held",
+                    f"no problem observed: {', '.join(unknown)} could not be observed, and a mitigation "
+                    "acts only on an observed problem",
+                )  # fmt: skip
+            return Outcome(plan, "unchanged", "no change needed: every check it depends on is OK")
         if self.policy == "confirm" and self.confirm != self.environment:
-            raise ActionRefused(
-                f"{plan.action} on {plan.target} refused: environment {self.environment!r} needs a "
-                f"confirmation naming it (confirm={self.environment!r}, or --confirm {self.environment}). "
-                "Nothing was changed."
-            )
+            return Outcome(
+                plan, "refused",
+                f"environment {self.environment!r} needs a confirmation naming it "
+                f"(confirm={self.environment!r}, or --confirm {self.environment}). Nothing was changed.",
+            )  # fmt: skip
         started = utcnow()
-        detail = action.apply()
-        return Outcome(plan, "applied", f"applied in {self.environment}", detail, started, utcnow())
+        try:
+            effect = action.apply()
+        except CheckError as exc:  # ActionFailed, or the platform could not be reached half way
+            return Outcome(plan, "failed", f"{type(exc).__name__}: {exc}", started_at=started)
+        reason = {
+            "changed": f"changed in {self.environment}",
+            "unchanged": "no change needed: the target already was as wanted",
+            "held": "held: nothing changed",
+        }[effect.state]
+        return Outcome(
+            plan, effect.state, reason, effect.detail, effect.before, effect.after, started, utcnow()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +244,7 @@ class RestartService(Action):
             command=argv,
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
         argv = self._argv()
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s, check=False)
@@ -194,7 +255,8 @@ class RestartService(Action):
         answer = (done.stdout + done.stderr).strip()
         if done.returncode != 0:
             raise ActionFailed(f"`{' '.join(argv)}` exited {done.returncode}: {answer[-500:]}")
-        return answer
+        # A new process is the change; the platform's answer is all that is observed of it.
+        return Effect("changed", answer or f"`{' '.join(argv)}` exited 0")
 
 
 def restart_service(targets: Targets, service: str) -> RestartService:
@@ -244,9 +306,17 @@ class AdminChange(Action):
             command=(self.method, self.path, json.dumps(self.body)),
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
         answer = admin_call(self.targets, self.method, self.path, self.body)
-        return json.dumps(answer, default=str)
+        detail = json.dumps(answer, default=str)
+        if isinstance(answer, dict) and "before" in answer and "after" in answer:
+            return Effect.observed(answer["before"], answer["after"], detail)
+        if isinstance(answer, dict) and "warmed" in answer:  # POST /admin/cache/warm
+            warmed = answer["warmed"]
+            if warmed:
+                return Effect("changed", detail, before=[], after=warmed)
+            return Effect("held", f"no skill was warmed (the upstream did not answer): {detail}")
+        return Effect("changed", detail, after=answer)
 
 
 def set_rollout_percentage(targets: Targets, percentage: int) -> AdminChange:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import redis as redis_py
 
 from checks._errors import ActionFailed, ConfigError, ProbeError
-from checks.actions import Action, Plan
+from checks.actions import Action, Effect, Plan
 from checks.postgres import aggregate
 from checks.redis import client
 from checks.targets import Targets
@@ -65,22 +65,23 @@ class SetMaxmemory(Action):
             command=("CONFIG SET", "maxmemory", f"<current times {self.factor:g}>"),
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
         try:
             current, _ = self._reading()
-            if current == 0:
-                return "no maxmemory limit is set: nothing changed"
+            if current == 0:  # nothing to raise: evictions have another cause
+                return Effect("held", "no maxmemory limit is set: nothing to raise", before=0, after=0)
             new = self._wanted(current)
             if new <= current:
-                return f"maxmemory already {_mib(current)}: nothing changed"
+                return Effect.observed(current, current, f"maxmemory already {_mib(current)}")
             conn = client(self.targets)
             try:
                 conn.config_set("maxmemory", str(new))
             finally:
                 conn.close()
+            after, _ = self._reading()
         except redis_py.RedisError as exc:
             raise ActionFailed(f"CONFIG SET maxmemory failed: {type(exc).__name__}: {exc}") from exc
-        return f"maxmemory {_mib(current)} → {_mib(new)}"
+        return Effect.observed(current, after, f"maxmemory {_mib(current)} → {_mib(after)}")
 
 
 def set_maxmemory(targets: Targets, *, factor: float = 2.0, min_bytes: int = 0) -> SetMaxmemory:

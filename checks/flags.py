@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 
 from checks import prometheus
-from checks._admin import admin_call
-from checks._errors import ActionFailed, ConfigError, ProbeError
+from checks._admin import admin_call, admin_state
+from checks._errors import ActionFailed, CheckError, ConfigError, ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
 from checks._wait import wait_until_ok
-from checks.actions import Action, Plan
+from checks.actions import Action, Effect, Plan
 from checks.targets import Targets
 
 __all__ = [
@@ -354,22 +354,35 @@ class StagedRollout(Action):
             command=("PUT", "/admin/rollout", " → ".join(f"{s} %" for s in self.steps)),
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
         lines: list[str] = []
         previous = self.start
+        before = self._flag()
         failed = self._gate()  # the gates hold before the first step too: never start on a failing one
         if failed is not None:
-            return f"not started: {failed}"
+            return Effect("held", f"not started: {failed}", before=before, after=before)
         for step in self.steps:
             self._set(step)
             failed = self._gate()
             if failed is not None:
                 self._set(previous)
                 lines.append(f"{step} %: {failed}; back to {previous} %, stopped")
-                return "\n".join(lines)
+                break
             lines.append(f"{step} %: every gate OK")
             previous = step
-        return "\n".join(lines)
+        after, detail = self._flag(), "\n".join(lines)
+        if before is None or after is None:  # the flag cannot be read back: the steps set are the change
+            return Effect("changed", detail, before, after)
+        if failed is not None and after == before:  # stopped at the first step, and set back
+            return Effect("held", detail, before, after)
+        return Effect.observed(before, after, detail)
+
+    def _flag(self) -> Any:
+        """The rollout percentage as the service reports it now; None when it cannot say."""
+        try:
+            return admin_state(self.targets)["rollout_percentage"]
+        except (CheckError, KeyError, TypeError):
+            return None
 
     def _gate(self) -> CheckResult | None:
         """The first gate that is not OK within `settle_s`, or that fails during `hold_s`."""

@@ -13,7 +13,7 @@ from functools import partial
 import psycopg
 
 from checks._errors import ActionFailed, ProbeError
-from checks.actions import Action, Plan
+from checks.actions import Action, Effect, Plan
 from checks.postgres import Backend, blocked_queries, connect, idle_in_transaction, location, sessions
 from checks.targets import Targets
 
@@ -53,10 +53,10 @@ class TerminateBackends(Action):
             command=("SELECT pg_terminate_backend(pid)",),
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
         victims = self._victims()
         if not victims:
-            return f"no session is {self.reason}: nothing terminated"
+            return Effect.observed([], [], f"no session is {self.reason}: nothing to terminate")
         pids = [b.pid for b in victims]
         try:
             with connect(self.targets, read_only=False) as conn:
@@ -74,7 +74,9 @@ class TerminateBackends(Action):
         done = sorted(row["pid"] for row in rows if row["terminated"])
         gone = sorted(set(pids) - {row["pid"] for row in rows})
         text = f"terminated pid {', '.join(map(str, done)) or 'none'}"
-        return text + (f"; already gone: {', '.join(map(str, gone))}" if gone else "")
+        text += f"; already gone: {', '.join(map(str, gone))}" if gone else ""
+        # before: the sessions it found; after: those of them still there
+        return Effect.observed(sorted(pids), sorted(set(pids) - set(done) - set(gone)), text)
 
 
 def terminate_idle_transactions(targets: Targets, *, older_than_s: float) -> TerminateBackends:

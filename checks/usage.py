@@ -22,7 +22,7 @@ from checks._admin import admin_call, admin_state
 from checks._errors import CheckError, ConfigError, ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
-from checks.actions import Action, Plan
+from checks.actions import Action, Effect, Plan
 from checks.targets import Targets
 
 __all__ = [
@@ -249,12 +249,20 @@ class LowerMaxTokens(Action):
             ),
         )
 
-    def apply(self) -> str:
+    def apply(self) -> Effect:
+        current = self._current()
+        wanted = self._changes(current)
         answers = []
-        for skill, cap in self._changes(self._current()).items():
+        for skill, cap in wanted.items():
             answer = admin_call(self.targets, "PUT", f"/admin/skills/{skill}", {"max_tokens": cap})
             answers.append(f"{skill}: {json.dumps(answer, default=str)}")
-        return "\n".join(answers) or "every cap already at or below: nothing changed"
+        after = self._current()
+        caps = list(self.caps)
+        return Effect.observed(
+            {skill: current.get(skill) for skill in caps},
+            {skill: after.get(skill) for skill in caps},
+            "\n".join(answers) or "every cap already at or below",
+        )
 
 
 def lower_max_tokens(targets: Targets, caps: Mapping[str, int]) -> LowerMaxTokens:

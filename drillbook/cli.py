@@ -5,8 +5,9 @@ Exit codes (stable, for scripts; `diagnose` returns the worst of its runs):
     0  healthy: the run finished and every check was OK
     1  findings: the run finished and some check was not OK
     2  usage: a wrong option or argument
-    3  refused: a mitigation was refused by the gate; nothing was changed
-    4  error: the runbook could not run (bad configuration, a cell failed, timeout)
+    3  refused: the gate refused a mitigation; nothing was changed and the run stopped there
+    4  error: the runbook could not run (bad configuration, a cell failed, timeout), or a
+       mitigation failed and the run stopped there
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
-from checks import CheckError, ConfigError, Status
+from checks import STOPPING_STATES, CheckError, ConfigError, Status, observed_change
 from drillbook.kernels import CORE, LaunchedKernel, launch
 
 # The runner, the policy and the drivers load inside the commands, after `run`
@@ -44,6 +45,14 @@ incident_app = typer.Typer(help="Incident records: post-mortem drafts from the r
 app.add_typer(incident_app, name="incident")
 
 _STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "bold red"}
+_ACTION_STYLE = {
+    "planned": "cyan",
+    "changed": "green",
+    "unchanged": "dim",
+    "held": "yellow",
+    "refused": "bold red",
+    "failed": "bold red",
+}
 
 
 class Exit(enum.IntEnum):
@@ -400,8 +409,15 @@ def _report(record: RunRecord) -> None:
     elif severity:
         term.say("Suggested severity: none (no trigger of the policy is met)")
     for action in record.actions:
+        observed = observed_change(action.get("before"), action.get("after"))
         term.say(
-            "Action {}: {} on {} ({})", action["state"], action["action"], action["target"], action["reason"]
+            f"Action [{_ACTION_STYLE[action['state']]}]{{}}[/]: {{}} on {{}} ({{}}){{}}",
+            action["state"],
+            action["action"],
+            action["target"],
+            action["reason"],
+            f"; observed {observed}" if observed else "",
+            err=action["state"] in STOPPING_STATES,
         )
     for result in record.results("verify"):
         term.say(
@@ -415,9 +431,10 @@ def _report(record: RunRecord) -> None:
 
 
 def _exit_code(record: RunRecord) -> Exit:
-    if record.error_name == "ActionRefused":  # the kernel reports an exception by its class name
+    states = {action["state"] for action in record.actions}
+    if "refused" in states:
         return Exit.REFUSED
-    if record.error:
+    if record.error or "failed" in states:
         return Exit.ERROR
     return Exit.HEALTHY if all(r.ok for r in record.results()) else Exit.FINDINGS
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from checks import ConfigError, format_duration, load_severity
+from checks import ConfigError, format_duration, load_severity, observed_change
 
 TEMPLATES = Path("docs") / "templates" / "index.md"
 _PLACEHOLDER = re.compile(r"\[\[([a-z_]+)\]\]")
@@ -58,9 +58,12 @@ def timeline(records: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 text = f"suggested {severity['level']}: {'; '.join(severity['reasons'])}"
                 events.append((when, text, source))
             for action in cell.get("actions", []):
-                if action["state"] == "applied":
-                    text = f"applied: {action['action']} on {action['target']}"
-                    events.append((action["finished_at"], text, source))
+                if action["state"] == "planned":
+                    continue  # a dry run did nothing to the system
+                text = f"{action['state']}: {action['action']} on {action['target']}"
+                if observed := observed_change(action.get("before"), action.get("after")):
+                    text += f" ({observed})"
+                events.append((action["finished_at"], text, source))
         if record.get("error"):
             last = str(record["error"]).strip().splitlines()[-1]
             events.append(

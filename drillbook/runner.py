@@ -33,7 +33,16 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from checks import ACTION_MIME, RESULT_MIME, SEVERITY_MIME, CheckResult, ConfigError, policy_dir
+from checks import (
+    ACTION_MIME,
+    RESULT_MIME,
+    SEVERITY_MIME,
+    STOPPING_STATES,
+    CheckResult,
+    ConfigError,
+    observed_change,
+    policy_dir,
+)
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.notebooks import read_notebook
 from drillbook.redact import Redactor
@@ -189,6 +198,10 @@ class RunRecord:
 
 def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class _Stopped(Exception):
+    """A mitigation ended refused or failed: the run stops after its cell."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,8 +408,16 @@ def _execute(
         ok = execute_reply is None or execute_reply.get("content", {}).get("status") == "ok"
         entry.status = "ok" if ok else "error"
         _collect(entry, cell.get("outputs", []))
+        stopping = next((a for a in entry.actions if a.get("state") in STOPPING_STATES), None)
+        if stopping is not None:
+            entry.status = "error"
+            entry.error = (
+                f"{stopping['action']} on {stopping['target']}: {stopping['state']}: {stopping['reason']}"
+            )
         if on_cell:
             on_cell(CellEvent("end", entry, order.index(cell_index) + 1, len(order)))
+        if stopping is not None:  # nothing after it may assume it worked (nbclient lets this through)
+            raise _Stopped(entry.error)
 
     client = NotebookClient(
         nb,
@@ -411,6 +432,8 @@ def _execute(
         record.status = "ok"
     except CellExecutionError as exc:
         record.status, record.error, record.error_name = "error", _ANSI.sub("", str(exc)), exc.ename
+    except _Stopped as exc:
+        record.status, record.error = "error", f"the run stopped after {exc}"
     except CellTimeoutError:
         record.status, record.error = "error", f"the cell ran longer than {per_cell:g} s and was interrupted"
     except DeadKernelError as exc:
@@ -534,6 +557,8 @@ def report_markdown(record: RunRecord) -> str:
         lines += ["", "## Actions", ""]
         for a in record.actions:
             lines.append(f"- {a['state']}: {a['action']} on {a['target']} ({a['reason']})")
+            if observed := observed_change(a.get("before"), a.get("after")):
+                lines.append(f"    - observed: {observed}")
             lines += [f"    - {change}" for change in a["changes"]]
     verified = record.results("verify")
     if verified:

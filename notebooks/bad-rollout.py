@@ -87,7 +87,7 @@ rolled_back
 # %% tags=["verify"]
 # Wait, to a deadline, for customers' errors to fall back under the policy's
 # threshold and for the candidate to receive no more traffic.
-timeout_s = recovery_timeout_s if rolled_back.applied else 0
+timeout_s = recovery_timeout_s if rolled_back.changed else 0
 recovered = wait_until_ok(
     prometheus.check_route_error_ratio, targets, warn=warn, crit=crit, timeout_s=timeout_s
 )

@@ -113,14 +113,14 @@ warm
 # %% tags=["verify"]
 # Redis answers.
 reachable_ok = wait_until_ok(
-    redis.check_reachable, targets, timeout_s=recovery_timeout_s if restart.applied else 0, interval_s=0.5
+    redis.check_reachable, targets, timeout_s=recovery_timeout_s if restart.changed else 0, interval_s=0.5
 )
 reachable_ok
 
 # %% tags=["verify"]
 # No more evictions over the rate window.
 evictions_ok = wait_until_ok(
-    redis.check_eviction_rate, targets, timeout_s=recovery_timeout_s if room.applied else 0, interval_s=1.0
+    redis.check_eviction_rate, targets, timeout_s=recovery_timeout_s if room.changed else 0, interval_s=1.0
 )
 evictions_ok
 
@@ -130,7 +130,7 @@ hit_rate_ok = wait_until_ok(
     redis.check_service_hit_rate,
     targets,
     floor=hit_rate_floor,
-    timeout_s=recovery_timeout_s if warm.applied or ttl.applied or restart.applied or room.applied else 0,
+    timeout_s=recovery_timeout_s if warm.changed or ttl.changed or restart.changed or room.changed else 0,
     interval_s=1.0,
 )
 hit_rate_ok

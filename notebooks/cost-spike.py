@@ -80,7 +80,7 @@ cost_ok = wait_until_ok(
     usage.check_cost_per_call,
     targets,
     threshold=cost_threshold,
-    timeout_s=recovery_timeout_s if capped.applied else 0,
+    timeout_s=recovery_timeout_s if capped.changed else 0,
     interval_s=1.0,
 )
 cost_ok

@@ -112,7 +112,7 @@ connections_ok = wait_until_ok(
     targets,
     warn_ratio=connections_warn_ratio,
     crit_ratio=connections_crit_ratio,
-    timeout_s=recovery_timeout_s if release.applied or unblock.applied else 0,
+    timeout_s=recovery_timeout_s if release.changed or unblock.changed else 0,
     interval_s=0.5,
 )
 connections_ok
@@ -122,7 +122,7 @@ connections_ok
 locks_ok = wait_until_ok(
     postgres.check_blocked_queries,
     targets,
-    timeout_s=recovery_timeout_s if release.applied or unblock.applied else 0,
+    timeout_s=recovery_timeout_s if release.changed or unblock.changed else 0,
     interval_s=0.5,
 )
 locks_ok
@@ -132,7 +132,7 @@ locks_ok
 pool_ok = wait_until_ok(
     postgres.check_service_pool,
     targets,
-    timeout_s=recovery_timeout_s if release.applied or unblock.applied else 0,
+    timeout_s=recovery_timeout_s if release.changed or unblock.changed else 0,
     interval_s=1.0,
 )
 pool_ok

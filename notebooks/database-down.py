@@ -69,13 +69,13 @@ restart
 # %% tags=["verify"]
 # The database answers again, to a deadline.
 database_ok = wait_until_ok(
-    postgres.check_reachable, targets, timeout_s=recovery_timeout_s if restart.applied else 0, interval_s=0.5
+    postgres.check_reachable, targets, timeout_s=recovery_timeout_s if restart.changed else 0, interval_s=0.5
 )
 database_ok
 
 # %% tags=["verify"]
 # The service's pool has reconnected: health is OK again.
 service_ok = wait_until_ok(
-    http.check_health, targets, timeout_s=recovery_timeout_s if restart.applied else 0, interval_s=0.5
+    http.check_health, targets, timeout_s=recovery_timeout_s if restart.changed else 0, interval_s=0.5
 )
 service_ok

@@ -119,7 +119,7 @@ restarted
 # %% tags=["verify"]
 # Wait, to a deadline, for the error ratio to fall under the policy's threshold.
 # Without a mitigation applied this is a single check of the current state.
-acted = any(outcome.applied for outcome in [disabled, rolled_back, waited, restarted])
+acted = any(outcome.changed for outcome in [disabled, rolled_back, waited, restarted])
 recovered = wait_until_ok(
     prometheus.check_route_error_ratio,
     targets,

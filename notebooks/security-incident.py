@@ -87,7 +87,7 @@ reads_ok = wait_until_ok(
     audit.check_cross_user_reads,
     targets,
     max_per_s=max_cross_user_reads_per_s,
-    timeout_s=recovery_timeout_s if revoked.applied else 0,
+    timeout_s=recovery_timeout_s if revoked.changed else 0,
     interval_s=1.0,
 )
 reads_ok

@@ -96,7 +96,7 @@ rollback
 recovered = wait_until_ok(
     http.check_health,
     targets,
-    timeout_s=recovery_timeout_s if restart.applied else 0,
+    timeout_s=recovery_timeout_s if restart.changed else 0,
     interval_s=0.5,
 )
 recovered

@@ -112,7 +112,7 @@ restarted
 
 # %% tags=["verify"]
 # Wait, to a deadline, for p95 to fall back under the policy's lowest trigger.
-acted = any(outcome.applied for outcome in [warmed, capped, bypassed, restarted])
+acted = any(outcome.changed for outcome in [warmed, capped, bypassed, restarted])
 recovered = wait_until_ok(
     prometheus.check_latency_quantile,
     targets,

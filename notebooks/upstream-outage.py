@@ -112,7 +112,7 @@ rollout_off
 # %% tags=["verify"]
 # Wait, to a deadline, until no call to the provider fails or is refused any more
 # and customers' requests succeed (served by the fallback).
-acted = opened.applied or rollout_off.applied
+acted = opened.changed or rollout_off.changed
 timeout_s = recovery_timeout_s if acted else 0
 calls_ok = wait_until_ok(upstream.check_upstream_errors, targets, timeout_s=timeout_s)
 quota_ok = wait_until_ok(upstream.check_rate_limited, targets, timeout_s=timeout_s)

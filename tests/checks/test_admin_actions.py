@@ -49,10 +49,13 @@ def test_rollout_plan_names_the_current_and_the_new_value_and_apply_is_idempoten
     assert planned.plan.changes == (f"skill rollout percentage → 0 (now {current!r})",)
     assert admin_state(runbook_targets)["rollout_percentage"] == current
 
-    Gate.for_targets(runbook_targets, apply=True).run(action)
+    first = Gate.for_targets(runbook_targets, apply=True).run(action)
     assert admin_state(runbook_targets)["rollout_percentage"] == 0
+    assert current != 0, "the sandbox starts with the flag above 0"
+    assert (first.state, first.before, first.after) == ("changed", current, 0)
     again = Gate.for_targets(runbook_targets, apply=True).run(action)
     assert '"before": 0, "after": 0' in again.detail
+    assert (again.state, again.before, again.after) == ("unchanged", 0, 0)
     assert action.plan().changes == ("skill rollout percentage → 0 (already 0: no change)",)
 
 

@@ -36,6 +36,7 @@ def test_an_empty_pattern_is_crit_and_a_dead_redis_is_crit() -> None:
 def test_set_maxmemory_never_sets_a_limit_where_there_is_none(runbook_targets: Targets) -> None:
     outcome = Gate("sandbox", "apply", apply=True).run(cache.set_maxmemory(runbook_targets))
     assert "no maxmemory limit" in outcome.detail
+    assert outcome.state == "held"
     assert redis.cache_stats(runbook_targets).maxmemory == 0
 
 
@@ -46,8 +47,9 @@ def test_set_maxmemory_doubles_a_limit_and_the_plan_says_current_and_new(runbook
     try:
         action = cache.set_maxmemory(runbook_targets, factor=2.0)
         assert "512.0 MiB → 1024.0 MiB" in action.plan().changes[0]
-        Gate("sandbox", "apply", apply=True).run(action)
+        outcome = Gate("sandbox", "apply", apply=True).run(action)
         assert int(conn.config_get("maxmemory")["maxmemory"]) == 2 * limit
+        assert (outcome.state, outcome.before, outcome.after) == ("changed", limit, 2 * limit)
     finally:
         conn.config_set("maxmemory", "0")
         conn.close()

@@ -61,11 +61,15 @@ def test_idle_transaction_is_listed_planned_and_terminated_but_never_the_caller(
 
     applied = Gate.for_targets(runbook_targets, apply=True).run(action)
     assert f"terminated pid {pid}" in applied.detail
+    assert applied.state == "changed"
+    assert pid in applied.before
+    assert pid not in applied.after
     with pytest.raises(psycopg.OperationalError):
         idle_transaction.execute("SELECT 1")
     # idempotent: nothing left to terminate
     again = Gate.for_targets(runbook_targets, apply=True).run(action)
-    assert "nothing terminated" in again.detail
+    assert "nothing to terminate" in again.detail
+    assert (again.state, again.before, again.after) == ("unchanged", [], [])
 
 
 def test_lock_chain_is_seen_with_its_blocker_and_only_the_blocker_is_terminated(

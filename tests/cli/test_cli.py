@@ -165,6 +165,73 @@ def test_production_change_without_confirmation_is_refused_and_changes_nothing(t
     assert marker.exists()
 
 
+ACTION_CELLS = (
+    """
+    from checks import ActionFailed, Effect, Gate, Plan
+    from checks.actions import Action
+
+
+    class SetAnswer(Action):  # a test double: each case says what its apply observes
+        name = "set the answer"
+
+        def plan(self):
+            return Plan(self.name, env, "the answer", ("the answer → 42",))
+
+        def apply(self):
+            if case == "failed":
+                raise ActionFailed("the platform said no")
+            return {
+                "changed": Effect.observed(41, 42, "set to 42"),
+                "unchanged": Effect.observed(42, 42, "already 42"),
+                "held": Effect("held", "no answer to change", before=None, after=None),
+            }[case]
+
+
+    gate = Gate(env, "confirm" if env == "production" else "apply", apply=apply, confirm=confirm)
+    gate.run(SetAnswer())
+    """,
+    'print("the step after the mitigation ran")',
+)
+
+
+@pytest.mark.parametrize(
+    ("case", "flags", "state", "code", "observed", "continues"),
+    [
+        ("changed", (), "planned", 0, None, True),
+        ("changed", ("--apply",), "changed", 0, [41, 42], True),
+        ("unchanged", ("--apply",), "unchanged", 0, [42, 42], True),
+        ("held", ("--apply",), "held", 0, [None, None], True),
+        ("changed", ("--env", "production", "--apply"), "refused", 3, [None, None], False),
+        ("failed", ("--apply",), "failed", 4, [None, None], False),
+    ],
+)
+def test_each_action_outcome_reaches_the_terminal_the_record_and_the_exit_code(
+    tmp_path: Path,
+    case: str,
+    flags: tuple[str, ...],
+    state: str,
+    code: int,
+    observed: list[int | None] | None,
+    continues: bool,
+) -> None:
+    book = notebook(tmp_path, "answer", *ACTION_CELLS, parameters=f"case = {case!r}\n")
+    done = drillbook("run", str(book), *flags, "--out", str(tmp_path / "out"))
+    assert done.returncode == code, done.stderr
+    assert f"Action {state}: set the answer" in done.stdout + done.stderr
+    record = record_of(tmp_path / "out", "answer")
+    (action,) = [a for c in record["cells"] for a in c["actions"]]  # type: ignore[attr-defined]
+    assert action["state"] == state
+    if observed is not None:
+        assert [action["before"], action["after"]] == observed
+    if observed == [41, 42]:
+        assert "41 → 42" in done.stdout
+    ran_after = record["cells"][-1]["status"] == "ok"  # type: ignore[index]
+    assert ran_after is continues, "a refused or failed step stops the run; the others do not"
+    report = (tmp_path / "out" / "answer.md").read_text(encoding="utf-8")
+    assert f"- {state}: set the answer" in report
+    assert "applied" not in report.lower()
+
+
 def test_severity_and_escalation_answer_from_the_policy() -> None:
     severity = drillbook("severity", "--error-ratio", "0.12")
     assert severity.returncode == 0

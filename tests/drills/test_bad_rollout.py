@@ -50,7 +50,7 @@ def test_bad_rollout_is_tied_to_the_candidate_and_rolled_back(
         assert expected is not None
         assert record.severity is not None
         assert record.severity["level"] == expected.id
-        applied = [(a["action"], a["changes"]) for a in record.actions if a["state"] == "applied"]
+        applied = [(a["action"], a["changes"]) for a in record.actions if a["state"] == "changed"]
         assert len(applied) == 1
         assert applied[0][0] == "set rollout percentage"
         assert "→ 0" in applied[0][1][0]

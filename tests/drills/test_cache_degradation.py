@@ -58,8 +58,8 @@ def test_redis_down_is_restarted_and_warmed(faults: Injector, runbook_targets: T
         record, diagnosis, actions = _run("cache-down")
         assert diagnosis["redis"] is Status.CRIT
         assert "unreachable" in next(r for r in record.results("diagnosis") if r.name == "redis").summary
-        assert actions["restart service"] == "applied"
-        assert actions["warm cache"] == "applied"
+        assert actions["restart service"] == "changed"
+        assert actions["warm cache"] == "changed"
     finally:
         faults.clear("cache-down")
 
@@ -79,9 +79,9 @@ def test_cold_cache_gets_its_ttl_back_and_is_warmed(faults: Injector, runbook_ta
         ttls = next(r for r in record.results("diagnosis") if r.name == "cache-ttls")
         assert ttls.status is Status.CRIT, ttls.summary
         assert diagnosis["redis"] is Status.OK
-        assert actions["restart service"] == "skipped"
-        assert actions["set cache TTL"] == "applied"
-        assert actions["warm cache"] == "applied"
+        assert actions["restart service"] == "unchanged"
+        assert actions["set cache TTL"] == "changed"
+        assert actions["warm cache"] == "changed"
     finally:
         faults.clear("cache-cold")
 
@@ -99,8 +99,8 @@ def test_evictions_get_more_memory(faults: Injector, runbook_targets: Targets) -
         evictions = next(r for r in record.results("diagnosis") if r.name == "cache-eviction-rate")
         assert evictions.status is Status.CRIT
         assert evictions.evidence["evicted_per_s"] > 0
-        assert actions["restart service"] == "skipped"
-        assert actions["raise Redis maxmemory"] == "applied"
+        assert actions["restart service"] == "unchanged"
+        assert actions["raise Redis maxmemory"] == "changed"
         room = next(a for a in record.actions if a["action"] == "raise Redis maxmemory")
         assert "→" in room["detail"]
     finally:

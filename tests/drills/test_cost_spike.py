@@ -43,7 +43,7 @@ def test_cost_spike_is_capped_per_skill_and_verified(sandbox: Driver, runbook_ta
         assert record.severity["level"] == expected.id
         (capped,) = record.actions
         assert capped["action"] == "lower max tokens"
-        assert capped["state"] == "applied"
+        assert capped["state"] == "changed"
         assert any(skill in capped["detail"] for skill in cost.evidence["offenders"])
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary

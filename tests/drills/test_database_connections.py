@@ -73,9 +73,9 @@ def test_leaked_connections_are_found_and_terminated(faults: Injector, runbook_t
         assert "drillbook-report-job" in idle.evidence["by_application"]
         _assert_policy_severity(record)
         states = {a["action"]: a for a in record.actions}
-        assert states["terminate lock blockers"]["state"] == "skipped"
+        assert states["terminate lock blockers"]["state"] == "unchanged"
         release = states["terminate idle transactions"]
-        assert release["state"] == "applied"
+        assert release["state"] == "changed"
         assert all("drillbook-report-job" not in c or "idle in transaction" in c for c in release["changes"])
         assert str(idle.evidence["pids"][0]) in release["detail"]
         assert all(r.status is Status.OK for r in record.results("verify")), record.results("verify")
@@ -99,7 +99,7 @@ def test_lock_blocker_is_found_and_terminated(faults: Injector, runbook_targets:
         assert blocked.status is Status.CRIT
         _assert_policy_severity(record)
         unblock = next(a for a in record.actions if a["action"] == "terminate lock blockers")
-        assert unblock["state"] == "applied"
+        assert unblock["state"] == "changed"
         (victim,) = unblock["changes"]
         assert "LOCK TABLE usage_logs" in victim
         assert any(f"pid {pid} " in victim for pid in blocked.evidence["blockers"])

@@ -41,7 +41,7 @@ def test_database_down_is_detected_restarted_and_the_pool_recovers(
         assert expected.id == "SEV1"
         assert record.severity is not None
         assert record.severity["level"] == expected.id
-        assert [(a["action"], a["state"]) for a in record.actions] == [("restart service", "applied")]
+        assert [(a["action"], a["state"]) for a in record.actions] == [("restart service", "changed")]
         assert all(r.status is Status.OK for r in record.results("verify")), record.results("verify")
     finally:
         faults.clear("db-down")

@@ -46,7 +46,8 @@ def test_healthy_environment_passes_validation_and_rolls_out_in_stages(
         record = _run("deploy-validation--healthy")
         assert {r.name: r.status for r in record.results("diagnosis") if not r.ok} == {}
         (staged,) = record.actions
-        assert staged["state"] == "applied", staged
+        assert staged["state"] == "changed", staged
+        assert staged["after"] == 25, staged
         assert staged["detail"].splitlines() == [f"{p} %: every gate OK" for p in (1, 5, 25)]
         assert [r.status for r in record.results("verify")] == [Status.OK, Status.OK]
     finally:
@@ -65,7 +66,8 @@ def test_with_the_cache_down_validation_is_red_and_the_rollout_never_starts(
         diagnosis = {r.name: r.status for r in record.results("diagnosis")}
         assert diagnosis["redis"] is Status.CRIT
         (staged,) = record.actions
-        assert staged["state"] == "applied", staged
+        assert staged["state"] == "held", staged
+        assert staged["before"] == staged["after"], staged
         assert staged["detail"].startswith("not started"), staged["detail"]
     finally:
         faults.clear("cache-down")

@@ -45,7 +45,7 @@ def test_error_burst_is_traced_to_internal_errors_and_fixed_by_a_restart(
         assert expected is not None
         assert expected.id in {"SEV1", "SEV2"}
         assert record.severity["level"] == expected.id
-        applied = [a["action"] for a in record.actions if a["state"] == "applied"]
+        applied = [a["action"] for a in record.actions if a["state"] == "changed"]
         assert applied == ["restart service"]
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary

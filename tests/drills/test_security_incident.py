@@ -76,7 +76,7 @@ def test_leaked_key_is_named_evidence_exported_then_contained(
         assert evidence["key"]["id"] == key_id
         assert any(row["address"] == ATTACKER for row in evidence["audit_rows"])
         contained = [(a["action"], a["state"]) for a in record.actions]
-        assert contained == [("revoke API key", "applied"), ("disable user", "applied")]
+        assert contained == [("revoke API key", "changed"), ("disable user", "changed")]
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary
     finally:

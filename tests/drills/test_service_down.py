@@ -42,8 +42,8 @@ def test_service_down_is_detected_as_sev1_restarted_and_verified(
         assert record.severity is not None
         assert record.severity["level"] == "SEV1"
         assert [(a["action"], a["state"]) for a in record.actions] == [
-            ("restart service", "applied"),
-            ("set rollout percentage", "skipped"),
+            ("restart service", "changed"),
+            ("set rollout percentage", "unchanged"),
         ]
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary

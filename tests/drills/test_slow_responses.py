@@ -44,7 +44,7 @@ def test_added_latency_is_traced_to_the_service_and_fixed_by_a_restart(
         assert expected is not None
         assert record.severity is not None
         assert record.severity["level"] == expected.id == "SEV3"
-        applied = [a["action"] for a in record.actions if a["state"] == "applied"]
+        applied = [a["action"] for a in record.actions if a["state"] == "changed"]
         assert applied == ["restart service"]
         (verified,) = record.results("verify")
         assert verified.status is Status.OK, verified.summary

@@ -51,7 +51,7 @@ def _common(record: RunRecord) -> dict[str, Any]:
     expected = classify(record.results("diagnosis")).level
     assert expected is not None
     assert record.severity["level"] == expected.id
-    applied = [a["action"] for a in record.actions if a["state"] == "applied"]
+    applied = [a["action"] for a in record.actions if a["state"] == "changed"]
     assert applied == ["open circuit breaker", "set rollout percentage"]
     planned = [a["action"] for a in record.actions if a["state"] == "planned"]
     assert planned == ["release circuit breaker", "staged rollout"]
@@ -87,7 +87,7 @@ def test_upstream_outage_is_confirmed_by_the_status_page_held_open_then_resumed_
             what="the provider's status page to be operational again",
         )
         again = _run("upstream-outage--reenable", reenable=True, hold_s=0.5)
-        applied = {a["action"]: a for a in again.actions if a["state"] == "applied"}
+        applied = {a["action"]: a for a in again.actions if a["state"] == "changed"}
         assert set(applied) == {"release circuit breaker", "staged rollout"}
         assert "stopped" not in applied["staged rollout"]["detail"], applied["staged rollout"]["detail"]
         assert "25 %: every gate OK" in applied["staged rollout"]["detail"]

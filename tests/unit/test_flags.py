@@ -105,19 +105,42 @@ def test_staged_rollout_plans_every_step() -> None:
     assert "1 %" in plan.changes[1]
 
 
-def test_staged_rollout_stops_and_steps_back_at_a_failing_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+def _flag_at(monkeypatch: pytest.MonkeyPatch, start: int) -> list[int]:
+    """The admin API of a service whose flag is at `start`: the percentages set, in order."""
     calls: list[int] = []
     monkeypatch.setattr(flags, "admin_call", lambda t, m, p, body: calls.append(body["percentage"]))
-    seen: list[int] = []
+    monkeypatch.setattr(flags, "admin_state", lambda t: {"rollout_percentage": calls[-1] if calls else start})
+    return calls
+
+
+def test_staged_rollout_stops_and_steps_back_at_a_failing_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _flag_at(monkeypatch, 0)
 
     def gate(t: Targets) -> CheckResult:
-        current = calls[-1] if calls else 0
-        seen.append(current)
-        return result("health", Status.CRIT if current >= 5 else Status.OK)
+        return result("health", Status.CRIT if (calls[-1] if calls else 0) >= 5 else Status.OK)
 
-    detail = flags.staged_rollout(targets(), (1, 5, 25), gates=[gate], settle_s=0).apply()
+    effect = flags.staged_rollout(targets(), (1, 5, 25), gates=[gate], settle_s=0).apply()
     assert calls == [1, 5, 1]
-    assert "stopped" in detail
+    assert "stopped" in effect.detail
+    assert (effect.state, effect.before, effect.after) == ("changed", 0, 1)
+
+
+def test_staged_rollout_set_back_to_where_it_was_is_held_not_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _flag_at(monkeypatch, 0)
+    effect = flags.staged_rollout(
+        targets(), (1, 5), gates=[lambda t: result("health", Status.CRIT if calls else Status.OK)], settle_s=0
+    ).apply()
+    assert calls == [1, 0]
+    assert (effect.state, effect.before, effect.after) == ("held", 0, 0)
+
+
+def test_staged_rollout_that_reaches_its_last_step_changed_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _flag_at(monkeypatch, 10)
+    effect = flags.staged_rollout(
+        targets(), (1, 5, 25), gates=[lambda t: result("health")], settle_s=0
+    ).apply()
+    assert calls == [1, 5, 25]
+    assert (effect.state, effect.before, effect.after) == ("changed", 10, 25)
 
 
 def test_staged_rollout_refuses_falling_steps() -> None:
@@ -171,13 +194,13 @@ def test_every_skill_slow_alike_is_a_shared_cause(monkeypatch: pytest.MonkeyPatc
 
 
 def test_staged_rollout_never_starts_on_a_failing_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(flags, "admin_call", lambda t, m, p, body: calls.append(body["percentage"]))
-    detail = flags.staged_rollout(
+    calls = _flag_at(monkeypatch, 10)
+    effect = flags.staged_rollout(
         targets(), (1, 5), gates=[lambda t: result("redis", Status.CRIT)], settle_s=0
     ).apply()
     assert calls == []
-    assert detail.startswith("not started")
+    assert effect.detail.startswith("not started")
+    assert (effect.state, effect.before, effect.after) == ("held", 10, 10)
 
 
 def test_environment_lacking_an_endpoint_is_crit_and_names_it() -> None:

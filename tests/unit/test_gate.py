@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import ActionFailed, ActionRefused, ConfigError, Gate, Status, restart_service
+from checks import ConfigError, Gate, Status, restart_service
 from checks.testing import result, targets
 
 Marker = tuple[tuple[str, ...], Path]
@@ -35,37 +35,59 @@ def test_with_apply_the_platform_command_runs_with_the_platform_name(restart_mar
     argv, marker = restart_marker
     t = targets(platform={"restart": argv}, services={"api": "reference-api"})
     outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
-    assert outcome.applied
+    assert outcome.changed
+    assert outcome.state == "changed"
     assert marker.read_text() == "reference-api"
 
 
 def test_production_without_confirmation_is_refused_and_changes_nothing(restart_marker: Marker) -> None:
     argv, marker = restart_marker
     t = targets("production", gate="confirm", platform={"restart": argv})
-    with pytest.raises(ActionRefused, match="confirm='production'"):
-        Gate.for_targets(t, apply=True, confirm="staging").run(restart_service(t, "api"))
+    refused = Gate.for_targets(t, apply=True, confirm="staging").run(restart_service(t, "api"))
+    assert refused.state == "refused"
+    assert "confirm='production'" in refused.reason
+    assert not refused.changed
     assert not marker.exists()
     outcome = Gate.for_targets(t, apply=True, confirm="production").run(restart_service(t, "api"))
-    assert outcome.applied
+    assert outcome.changed
     assert marker.exists()
 
 
-def test_healthy_evidence_skips_the_action(restart_marker: Marker) -> None:
+def test_healthy_evidence_needs_no_change(restart_marker: Marker) -> None:
     argv, marker = restart_marker
     t = targets(platform={"restart": argv})
     outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=[result("health")])
-    assert outcome.state == "skipped"
+    assert outcome.state == "unchanged"
     assert not marker.exists()
-    failing = Gate.for_targets(t, apply=True).run(
-        restart_service(t, "api"), evidence=[result("health", Status.CRIT)]
-    )
-    assert failing.applied
 
 
-def test_a_failing_platform_command_raises_with_its_output() -> None:
+@pytest.mark.parametrize("status", [Status.WARN, Status.CRIT])
+def test_an_observed_problem_applies_the_action(restart_marker: Marker, status: Status) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv})
+    evidence = [result("health"), result("errors", status)]
+    assert Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=evidence).changed
+    assert marker.exists()
+
+
+def test_unknown_evidence_holds_the_action_and_names_what_could_not_be_observed(
+    restart_marker: Marker,
+) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv})
+    evidence = [result("health"), result("errors", Status.UNKNOWN)]
+    outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=evidence)
+    assert outcome.state == "held"
+    assert "errors could not be observed" in outcome.reason
+    assert not marker.exists()
+
+
+def test_a_failing_platform_command_is_a_failed_outcome_with_its_output() -> None:
     t = targets(platform={"restart": (sys.executable, "-c", "import sys; sys.exit('no such deployment')")})
-    with pytest.raises(ActionFailed, match="no such deployment"):
-        Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
+    outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
+    assert outcome.state == "failed"
+    assert "no such deployment" in outcome.reason
+    assert not outcome.changed
 
 
 def test_an_environment_without_a_restart_command_is_a_config_error() -> None:
