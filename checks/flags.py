@@ -147,9 +147,12 @@ def _chance_of_failures(failed: int, calls: int, share: float) -> float:
 
 
 def check_rollout_target(
-    targets: Targets, target: float, *, client: httpx.Client | None = None
+    targets: Targets, target: float, *, after_rollout: bool = True, client: httpx.Client | None = None
 ) -> CheckResult:
-    """Is the flag at `target` % or above? WARN below it (a rollout waits to be resumed)."""
+    """Is the flag at `target` % or above? Below it: WARN when a rollout should have taken it
+    there, or when one waits to be resumed (`after_rollout`, the default: the evidence a staged
+    rollout acts on); OK otherwise, since a flag between stages is normal by design and
+    nothing for a responder to act on."""
     try:
         percentage = rollout_percentage(targets, client=client)
     except ProbeError as exc:
@@ -163,6 +166,12 @@ def check_rollout_target(
         return CheckResult(
             "rollout-target", Status.OK, f"flag at {percentage:g} %, target {target:g} %", evidence
         )
+    if not after_rollout:
+        return CheckResult(
+            "rollout-target", Status.OK,
+            f"flag at {percentage:g} %, below its target {target:g} %: between stages, as no rollout ran",
+            evidence,
+        )  # fmt: skip
     return CheckResult(
         "rollout-target", Status.WARN, f"flag at {percentage:g} %, below its target {target:g} %", evidence,
         remedy="Resume the rollout in stages once the cause is fixed.",

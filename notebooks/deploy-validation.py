@@ -90,8 +90,11 @@ staged
 
 # %% tags=["verify"]
 # Where the flag stands now as Prometheus sees it (waiting a scrape or two after a
-# rollout), and whether the candidate still holds at that share.
+# rollout), and whether the candidate still holds at that share. Without a rollout
+# the flag stays between stages, which is normal, not a finding.
 timeout_s = settle_s if staged.changed else 0
-reached = wait_until_ok(flags.check_rollout_target, targets, rollout_steps[-1], timeout_s=timeout_s)
+reached = wait_until_ok(
+    flags.check_rollout_target, targets, rollout_steps[-1], after_rollout=staged.changed, timeout_s=timeout_s
+)
 still_ok = wait_until_ok(flags.check_rollout, targets, rollout_skill, timeout_s=timeout_s)
 display(reached, still_ok)

@@ -56,6 +56,14 @@ def test_rollout_below_its_target_is_a_warning() -> None:
     assert flags.check_rollout_target(targets(), 25, client=prometheus(25, None)).status is Status.OK
 
 
+def test_a_flag_between_stages_is_normal_when_no_rollout_was_to_move_it() -> None:
+    between = flags.check_rollout_target(targets(), 25, after_rollout=False, client=prometheus(10, None))
+    assert between.status is Status.OK
+    assert "between stages" in between.summary
+    reached = flags.check_rollout_target(targets(), 25, after_rollout=False, client=prometheus(25, None))
+    assert reached.status is Status.OK
+
+
 def skills(monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, Any]]) -> None:
     monkeypatch.setattr(flags, "outcomes_by_skill", lambda target, since: rows)
 
