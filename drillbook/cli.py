@@ -25,7 +25,8 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 
-from checks import STOPPING_STATES, CheckError, ConfigError, Status, observed_change
+from checks import STOPPING_STATES, CheckError, Status, observed_change
+from drillbook.errors import UsageError
 from drillbook.kernels import CORE, LaunchedKernel, launch
 
 # The runner, the policy and the drivers load inside the commands, after `run`
@@ -96,8 +97,9 @@ _early_kernel: LaunchedKernel | None = None  # launched by drillbook._entry, tak
 
 
 def _fail(exc: CheckError) -> typer.Exit:
+    """Say what went wrong; exit 2 when the command was given something wrong, else 4."""
     term.say("[red]error:[/] {}", exc, err=True)
-    return typer.Exit(Exit.ERROR)
+    return typer.Exit(Exit.USAGE if isinstance(exc, UsageError) else Exit.ERROR)
 
 
 # --------------------------------------------------------------------------- list
@@ -127,13 +129,19 @@ def list_runbooks() -> None:
 # --------------------------------------------------------------------------- run and plan
 
 
+# Notebook parameters the command sets from its own options: a -p for one would be overridden.
+_OPTION_PARAMETERS = {"env": "--env", "apply": "--apply", "confirm": "--confirm"}
+
+
 def _parameters(pairs: list[str]) -> dict[str, object]:
     values: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"-p {pair!r}: write key=value, for example -p recovery_timeout_s=120")
-        values[key.strip()] = value
+            raise UsageError(f"-p {pair!r}: write key=value, for example -p recovery_timeout_s=120")
+        if (name := key.strip()) in _OPTION_PARAMETERS:
+            raise UsageError(f"-p {pair!r}: {name} is set by {_OPTION_PARAMETERS[name]}, not by -p")
+        values[name] = value
     return values
 
 
@@ -142,7 +150,7 @@ def _check_environment(env: str) -> dict[str, Any]:
 
     environments = load_environments()
     if env not in environments:
-        raise ConfigError(f"unknown environment {env!r}; environments.yml declares {', '.join(environments)}")
+        raise UsageError(f"unknown environment {env!r}; environments.yml declares {', '.join(environments)}")
     spec: dict[str, Any] = environments[env]
     return spec
 
@@ -444,9 +452,15 @@ def _exit_code(record: RunRecord) -> Exit:
 
 @app.command()
 def severity(
-    availability: Annotated[float | None, typer.Option(help="Share of requests that succeed, 0..1.")] = None,
-    error_ratio: Annotated[float | None, typer.Option(help="Share of requests that fail, 0..1.")] = None,
-    p95: Annotated[float | None, typer.Option("--p95", help="95th percentile latency in seconds.")] = None,
+    availability: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Share of requests that succeed, 0..1.")
+    ] = None,
+    error_ratio: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Share of requests that fail, 0..1 (0.07 is 7 %).")
+    ] = None,
+    p95: Annotated[
+        float | None, typer.Option("--p95", min=0.0, help="95th percentile latency in seconds.")
+    ] = None,
 ) -> None:
     """Suggest a severity level from measurements, by the triggers of policy/severity.yml."""
     from checks import classify
@@ -473,10 +487,19 @@ def escalation(
     elapsed: Annotated[str, typer.Option("--elapsed", help="Time since the incident began: 25m, 2h.")] = "0m",
 ) -> None:
     """Who should have been paged and told by now, by the ladder of policy/escalation.yml."""
-    from checks import escalation_at, parse_duration
+    from checks import escalation_at, load_severity, parse_duration
 
     try:
-        due = escalation_at(level, parse_duration(elapsed))
+        policy = load_severity()
+    except CheckError as exc:
+        raise _fail(exc) from None
+    try:
+        policy.level(level)
+        since = parse_duration(elapsed)
+    except CheckError as exc:  # what was typed: a level the policy lacks, a duration that does not parse
+        raise _fail(UsageError(str(exc))) from None
+    try:
+        due = escalation_at(level, since)
     except CheckError as exc:
         raise _fail(exc) from None
     term.say("[bold]{}[/] {} after {}", due.level.label, due.level.name, elapsed)

@@ -43,6 +43,7 @@ from checks import (
     observed_change,
     policy_dir,
 )
+from drillbook.errors import UsageError
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.notebooks import read_notebook
 from drillbook.redact import Redactor
@@ -92,7 +93,7 @@ class Runbook:
         notebook = folder / f"{name}.py"
         if not notebook.is_file():
             known = ", ".join(r.slug for r in cls.all(root=root)) or "none"
-            raise ConfigError(f"no runbook {name!r}: {notebook} does not exist. Known runbooks: {known}")
+            raise UsageError(f"no runbook {name!r}: {notebook} does not exist. Known runbooks: {known}")
         return cls(name, notebook)
 
     @classmethod
@@ -248,9 +249,7 @@ def inject_parameters(nb: nbformat.NotebookNode, overrides: Mapping[str, Any]) -
     index, defaults = notebook_parameters(nb)
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise ConfigError(
-            f"unknown parameter {', '.join(unknown)}; this notebook takes {', '.join(defaults)}"
-        )
+        raise UsageError(f"unknown parameter {', '.join(unknown)}; this notebook takes {', '.join(defaults)}")
     values = {name: _coerce(name, value, defaults[name]) for name, value in overrides.items()}
     out = copy.deepcopy(nb)
     out.cells = [c for c in out.cells if "injected-parameters" not in c.metadata.get("tags", [])]
@@ -269,7 +268,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return _parse(name, value, default)
     widening = isinstance(default, float) and isinstance(value, int)
     if default is not None and not isinstance(value, type(default)) and not widening:
-        raise ConfigError(f"parameter {name}: expected {type(default).__name__}, got {type(value).__name__}")
+        raise UsageError(f"parameter {name}: expected {type(default).__name__}, got {type(value).__name__}")
     return value
 
 
@@ -280,14 +279,14 @@ def _parse(name: str, text: str, default: Any) -> Any:
             return True
         if text.lower() in _FALSE:
             return False
-        raise ConfigError(f"parameter {name}: {text!r} is not a boolean (true/false)")
+        raise UsageError(f"parameter {name}: {text!r} is not a boolean (true/false)")
     try:
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):
             return float(text)
     except ValueError:
-        raise ConfigError(f"parameter {name}: {text!r} is not a {type(default).__name__}") from None
+        raise UsageError(f"parameter {name}: {text!r} is not a {type(default).__name__}") from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

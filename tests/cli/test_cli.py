@@ -59,14 +59,14 @@ def record_of(folder: Path, name: str) -> dict[str, object]:
 
 def test_unknown_runbook_names_it_and_lists_the_known_ones() -> None:
     done = drillbook("run", "no-such-runbook")
-    assert done.returncode == 4
+    assert done.returncode == 2  # usage, as documented
     assert "no runbook 'no-such-runbook'" in done.stderr
     assert "service-down" in done.stderr
 
 
 def test_unknown_environment_names_the_declared_ones() -> None:
     done = drillbook("run", "service-down", "--env", "prod")
-    assert done.returncode == 4
+    assert done.returncode == 2
     assert "unknown environment 'prod'; environments.yml declares sandbox, staging, production" in done.stderr
 
 
@@ -76,14 +76,33 @@ def test_unknown_environment_names_the_declared_ones() -> None:
         ("retries=many", "parameter retries: 'many' is not a int"),
         ("retries", "write key=value"),
         ("nope=1", "unknown parameter nope"),
+        ("apply=true", "apply is set by --apply, not by -p"),
+        ("env=production", "env is set by --env, not by -p"),
+        ("confirm=production", "confirm is set by --confirm, not by -p"),
     ],
 )
 def test_malformed_parameter_is_refused_before_anything_runs(tmp_path: Path, flag: str, message: str) -> None:
     book = notebook(tmp_path, "params", "print(retries)", parameters="retries = 3\n")
     done = drillbook("run", str(book), "-p", flag, "--out", str(tmp_path / "out"))
-    assert done.returncode == 4
+    assert done.returncode == 2
     assert message in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("escalation", "--level", "SEV9"), "unknown severity 'SEV9'"),
+        (("escalation", "--level", "SEV1", "--elapsed", "soon"), "'soon' is not a duration"),
+        (("severity", "--error-ratio", "12"), "--error-ratio"),
+        (("severity", "--availability", "-0.5"), "--availability"),
+    ],
+)
+def test_a_level_or_measurement_out_of_range_is_a_usage_error(args: tuple[str, ...], message: str) -> None:
+    done = drillbook(*args)
+    assert done.returncode == 2, done.stdout
+    assert message in done.stderr
+    assert "%" not in done.stdout, "no verdict on a ratio above 1"
 
 
 def test_syntax_error_names_the_cell_and_keeps_the_record(tmp_path: Path) -> None:
@@ -241,10 +260,6 @@ def test_severity_and_escalation_answer_from_the_policy() -> None:
     assert escalation.returncode == 0
     assert "Secondary on-call" in escalation.stdout
     assert "next step in 0:05:00" in escalation.stdout
-
-    unknown = drillbook("escalation", "--level", "SEV9")
-    assert unknown.returncode == 4
-    assert "unknown severity 'SEV9'" in unknown.stderr
 
 
 CANARY = "canary-7f3a9c2e41b8d6"
