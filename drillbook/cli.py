@@ -32,9 +32,11 @@ from drillbook.kernels import CORE, LaunchedKernel, launch
 # The runner, the policy and the drivers load inside the commands, after `run`
 # and `plan` have launched their kernel: its boot overlaps those imports.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from drillbook.kernels import KernelPool
     from drillbook.redact import Redactor
-    from drillbook.runner import CellEvent, Execution, Runbook, RunRecord
+    from drillbook.runner import CellEvent, Execution, RecordJournal, Runbook, RunRecord
 
 app = typer.Typer(
     help="Incident runbooks as code: run a runbook's diagnosis and gated mitigations.",
@@ -191,11 +193,14 @@ def _execute(
     param: list[str] | None,
     cell_timeout: float | None,
     incident: str | None = None,
+    journal_for: Callable[[Runbook], RecordJournal] | None = None,
 ) -> tuple[Runbook, Execution]:
     global _early_kernel
     kernel, _early_kernel = _early_kernel or launch(preload=CORE), None  # it boots while the rest loads
     try:
-        return _prepare_and_run(kernel, runbook, env, apply, confirm, param, cell_timeout, incident)
+        return _prepare_and_run(
+            kernel, runbook, env, apply, confirm, param, cell_timeout, incident, journal_for
+        )
     finally:
         kernel.stop()
 
@@ -209,6 +214,7 @@ def _prepare_and_run(
     param: list[str] | None,
     cell_timeout: float | None,
     incident: str | None,
+    journal_for: Callable[[Runbook], RecordJournal] | None,
 ) -> tuple[Runbook, Execution]:
     from drillbook.runner import Runbook, execute
 
@@ -226,6 +232,7 @@ def _prepare_and_run(
         on_cell=_progress,
         incident=incident,
         kernel=kernel,
+        journal=journal_for(book) if journal_for else None,
     )
     return book, execution
 
@@ -256,22 +263,30 @@ def run(
 ) -> None:
     """Run RUNBOOK against an environment: live progress, then triage, severity and escalation.
 
-    The executed notebook, a JSON record and a Markdown report are written to
-    incidents/<time>-<runbook>-<env>/ (redacted), whatever the outcome.
+    The JSON record is written to incidents/<time>-<runbook>-<env>/ (a folder of this run's
+    own; --out names another) before the first cell runs, and again as each cell ends; at
+    the end the executed notebook and a Markdown report join it, redacted, whatever the
+    outcome. A run whose record cannot be written does not start.
     """
+    from drillbook.runner import RecordJournal, project_root, write_outputs
+
+    opened: list[RecordJournal] = []
+
+    def journal_for(book: Runbook) -> RecordJournal:
+        name = f"{datetime.now():%Y%m%dT%H%M%S}-{book.slug}-{env}"
+        folder = output or project_root() / "incidents" / name
+        opened.append(RecordJournal(folder, book.slug, term.redactor, own_folder=output is None))
+        return opened[-1]
+
     try:
-        book, execution = _execute(
+        _, execution = _execute(
             runbook, env=env, apply=apply, confirm=confirm, param=param, cell_timeout=cell_timeout,
-            incident=incident,
+            incident=incident, journal_for=journal_for,
         )  # fmt: skip
+        record = execution.record
+        paths = write_outputs(execution, opened[-1].folder, redactor=term.redactor)
     except CheckError as exc:
         raise _fail(exc) from None
-    from drillbook.runner import project_root, write_outputs
-
-    record = execution.record
-    stamp = f"{record.started_at:%Y%m%dT%H%M%S}-{book.slug}-{env}"
-    folder = output or project_root() / "incidents" / stamp
-    paths = write_outputs(execution, folder, redactor=term.redactor)
     _report(record)
     term.say("record: {}", paths["report"], err=True)
     raise typer.Exit(_exit_code(record))

@@ -43,7 +43,7 @@ from checks import (
     observed_change,
     policy_dir,
 )
-from drillbook.errors import UsageError
+from drillbook.errors import RecordError, UsageError
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.notebooks import read_notebook
 from drillbook.redact import Redactor
@@ -324,8 +324,13 @@ def execute(
     incident: str | None = None,
     kernel: LaunchedKernel | None = None,
     only_declared: bool = False,
+    journal: Callable[[RunRecord], None] | None = None,
 ) -> Execution:
     """Run `runbook`'s notebook in a fresh kernel and record every code cell.
+
+    `journal` (a `RecordJournal`) is handed the record before the first cell runs and
+    again as each cell ends: when it cannot write, nothing runs, or the run stops before
+    its next cell, so that no change is ever made without a record of it.
 
     A cell that raises stops the run (unless tagged `raises-exception`); the
     error is kept in the record with the cell's traceback. `cell_timeout_s`
@@ -344,7 +349,7 @@ def execute(
     kernel = kernel or launch(cwd=root)
     try:
         return _execute(
-            runbook, source, root, kernel, parameters, cell_timeout_s, timeout_s, on_cell, incident
+            runbook, source, root, kernel, parameters, cell_timeout_s, timeout_s, on_cell, incident, journal
         )
     finally:
         kernel.stop()
@@ -360,6 +365,7 @@ def _execute(
     timeout_s: float,
     on_cell: Callable[[CellEvent], None] | None,
     incident: str | None,
+    journal: Callable[[RunRecord], None] | None,
 ) -> Execution:
     parameters = dict(parameters or {})
     nb = inject_parameters(source, parameters)
@@ -387,6 +393,8 @@ def _execute(
         operator=operator(),
         incident=incident,
     )
+    if journal:
+        journal(record)  # before the first cell: a run that cannot be recorded does not start
     clocks: dict[int, float] = {}
 
     def started(cell: Any, cell_index: int, **_: Any) -> None:
@@ -413,6 +421,8 @@ def _execute(
             entry.error = (
                 f"{stopping['action']} on {stopping['target']}: {stopping['state']}: {stopping['reason']}"
             )
+        if journal:
+            journal(record)  # raises RecordError, which stops the run before its next cell
         if on_cell:
             on_cell(CellEvent("end", entry, order.index(cell_index) + 1, len(order)))
         if stopping is not None:  # nothing after it may assume it worked (nbclient lets this through)
@@ -433,6 +443,8 @@ def _execute(
         record.status, record.error, record.error_name = "error", _ANSI.sub("", str(exc)), exc.ename
     except _Stopped as exc:
         record.status, record.error = "error", f"the run stopped after {exc}"
+    except RecordError as exc:
+        record.status, record.error = "error", f"the run stopped: {exc}"
     except CellTimeoutError:
         record.status, record.error = "error", f"the cell ran longer than {per_cell:g} s and was interrupted"
     except DeadKernelError as exc:
@@ -498,13 +510,57 @@ def _json(value: Any) -> dict[str, Any]:
     return parsed
 
 
+def new_run_folder(parent: Path, name: str) -> Path:
+    """A folder of this run's own under `parent`: `name`, else `name-2`, `name-3`, ... (two runs
+    started in the same second never share one); `RecordError` when none can be made."""
+    number = 1
+    while True:
+        folder = parent / (name if number == 1 else f"{name}-{number}")
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            number += 1
+            continue
+        except OSError as exc:
+            raise RecordError(f"cannot make the run's folder {folder}: {exc.strerror or exc}") from exc
+        return folder
+
+
+class RecordJournal:
+    """The JSON record of one run in `folder`, redacted, rewritten whole and atomically each time.
+
+    With `own_folder`, the first write makes a folder of this run's own from `folder`'s name
+    (`new_run_folder`), so that a run refused before it starts leaves no folder behind.
+    """
+
+    def __init__(self, folder: Path, stem: str, redactor: Redactor, *, own_folder: bool = False) -> None:
+        self.folder, self.stem, self.redactor = folder, stem, redactor
+        self._own_folder = own_folder
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.stem}.json"
+
+    def __call__(self, record: RunRecord) -> None:
+        if self._own_folder:
+            self.folder, self._own_folder = new_run_folder(self.folder.parent, self.folder.name), False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.path, json.dumps(self.redactor.data(record.to_dict()), indent=2) + "\n")
+        except OSError as exc:
+            raise RecordError(f"cannot write the run's record {self.path}: {exc.strerror or exc}") from exc
+
+
 def write_outputs(
     execution: Execution, folder: Path, *, redactor: Redactor | None = None, stem: str | None = None
 ) -> dict[str, Path]:
     """Write the executed notebook, the JSON record and a Markdown report, redacted, atomically."""
     redactor = redactor or Redactor.from_policy()
     stem = stem or execution.record.runbook
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecordError(f"cannot make the run's folder {folder}: {exc.strerror or exc}") from exc
     notebook = nbformat.from_dict(redactor.data(execution.notebook))
     record = redactor.data(execution.record.to_dict())
     paths = {
@@ -512,9 +568,12 @@ def write_outputs(
         "record": folder / f"{stem}.json",
         "report": folder / f"{stem}.md",
     }
-    _atomic_write(paths["notebook"], nbformat.writes(notebook))
-    _atomic_write(paths["record"], json.dumps(record, indent=2) + "\n")
-    _atomic_write(paths["report"], redactor.text(report_markdown(execution.record)))
+    try:
+        _atomic_write(paths["notebook"], nbformat.writes(notebook))
+        _atomic_write(paths["record"], json.dumps(record, indent=2) + "\n")
+        _atomic_write(paths["report"], redactor.text(report_markdown(execution.record)))
+    except OSError as exc:
+        raise RecordError(f"cannot write the run's outputs in {folder}: {exc.strerror or exc}") from exc
     return paths
 
 

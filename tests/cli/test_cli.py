@@ -213,6 +213,40 @@ ACTION_CELLS = (
 )
 
 
+def test_a_run_whose_record_cannot_be_written_does_not_start(tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    book = notebook(tmp_path, "restart", f"import pathlib\npathlib.Path({str(marker)!r}).touch()")
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    done = drillbook("run", str(book), "--apply", "--out", str(not_a_folder / "out"))
+    assert done.returncode == 4, done.stderr
+    assert f"cannot write the run's record {not_a_folder / 'out'}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not marker.exists(), "nothing may change without a record"
+
+
+def test_the_record_is_on_disk_before_the_first_cell_and_grows_as_cells_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    journal = out / "journal.json"
+    book = notebook(
+        tmp_path,
+        "journal",
+        f"""
+        import json, pathlib
+        first = json.loads(pathlib.Path({str(journal)!r}).read_text())
+        assert first["status"] == "running", first["status"]
+        """,
+        f"""
+        second = json.loads(pathlib.Path({str(journal)!r}).read_text())
+        assert [c["status"] for c in second["cells"]][-3:] == ["ok", "pending", "pending"], second["cells"]
+        """,
+        "print('done')",
+    )
+    done = drillbook("run", str(book), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert record_of(out, "journal")["status"] == "ok"
+
+
 @pytest.mark.parametrize(
     ("case", "flags", "state", "code", "observed", "continues"),
     [

@@ -9,8 +9,16 @@ import jupytext
 import pytest
 
 from checks import ConfigError
+from drillbook.errors import RecordError
 from drillbook.redact import MASK, Redactor
-from drillbook.runner import CellRecord, RunRecord, inject_parameters, notebook_parameters, read_notebook
+from drillbook.runner import (
+    CellRecord,
+    RunRecord,
+    inject_parameters,
+    new_run_folder,
+    notebook_parameters,
+    read_notebook,
+)
 
 NOTEBOOK = """\
 # %% [markdown]
@@ -146,3 +154,19 @@ def test_the_record_json_names_each_cells_step() -> None:
     ]
     record = RunRecord("r", "notebooks/r.py", "sandbox", {}, datetime.now(UTC), None, cells)
     assert [c["kind"] for c in record.to_dict()["cells"]] == ["verify", "recovery", "setup"]
+
+
+def test_two_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path: Path) -> None:
+    first = new_run_folder(tmp_path / "incidents", "20261207T030000-service-down-production")
+    second = new_run_folder(tmp_path / "incidents", "20261207T030000-service-down-production")
+    assert first != second
+    assert first.is_dir()
+    assert second.is_dir()
+    assert second.name == "20261207T030000-service-down-production-2"
+
+
+def test_a_run_folder_that_cannot_be_made_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "incidents"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(RecordError, match=r"cannot make the run's folder .*incidents"):
+        new_run_folder(blocker, "run")
