@@ -340,16 +340,17 @@ def diagnose(
     incidents/<time>-diagnose-<env>/ unless --out says otherwise.
     """
     from drillbook.kernels import KernelPool
-    from drillbook.runner import Runbook, project_root
+    from drillbook.runner import Runbook, new_run_folder, project_root
 
     root = project_root()
     with KernelPool(size=jobs, cwd=root) as pool:  # first: its kernels boot while the rest loads
         try:
             _check_environment(env)
             books = [Runbook.find(name) for name in runbooks] if runbooks else Runbook.all(root=root)
+            name = f"{datetime.now():%Y%m%dT%H%M%S}-diagnose-{env}"
+            folder = output or new_run_folder(root / "incidents", name)
         except CheckError as exc:
             raise _fail(exc) from None
-        folder = output or root / "incidents" / f"{datetime.now():%Y%m%dT%H%M%S}-diagnose-{env}"
         term.say(
             "diagnosis of {} runbooks in [bold]{}[/], {} at a time (dry run)", len(books), env, jobs, err=True
         )
