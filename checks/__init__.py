@@ -20,6 +20,7 @@ from checks._errors import (
     CheckFailed,
     ConfigError,
     ProbeError,
+    UnreadableFile,
 )
 from checks._result import (
     ACTION_MIME,
@@ -34,6 +35,7 @@ from checks._result import (
 
 if TYPE_CHECKING:
     from checks import actions, http, postgres, prometheus, redis, sessions, severity
+    from checks._files import read_utf8
     from checks._policy import (
         POLICY_DIR_VARIABLE,
         EscalationPolicy,
@@ -76,6 +78,7 @@ _HOMES = {
         "POLICY_DIR_VARIABLE EscalationPolicy Level SeverityPolicy format_duration load_environments "
         "load_escalation load_severity parse_duration policy_dir"
     ),
+    "checks._files": "read_utf8",
     "checks._wait": "wait_until_ok",
     "checks.actions": (
         "Action Effect Gate Outcome Plan close_circuit_breaker disable_skill disable_user enable_skill "
@@ -124,6 +127,7 @@ __all__ = [
     "SeverityPolicy",
     "Status",
     "Targets",
+    "UnreadableFile",
     "actions",
     "classify",
     "close_circuit_breaker",
@@ -142,6 +146,7 @@ __all__ = [
     "policy_dir",
     "postgres",
     "prometheus",
+    "read_utf8",
     "redis",
     "restart_service",
     "revoke_api_key",

@@ -2,6 +2,7 @@
 
     CheckError
     ├── ConfigError     a policy or environment file, or a parameter, is wrong
+    │   └── UnreadableFile  a project file cannot be read, or is not UTF-8 text
     ├── ProbeError      could not observe: timeout, refused connection, bad auth
     ├── CheckFailed     observed, and what was observed is bad
     └── ActionError
@@ -19,6 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from checks._result import CheckResult
 
 
@@ -28,6 +31,14 @@ class CheckError(Exception):
 
 class ConfigError(CheckError):
     """A policy file, an environment or a parameter is wrong; the message says how to fix it."""
+
+
+class UnreadableFile(ConfigError):
+    """A project file (policy, page, notebook) cannot be read, or is not UTF-8 text."""
+
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path, self.line, self.reason = path, line, reason
 
 
 class ProbeError(CheckError):

@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from checks._errors import ConfigError
+from checks._files import read_utf8
 
 POLICY_DIR_VARIABLE = "DRILLBOOK_POLICY_DIR"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -63,10 +64,7 @@ def policy_dir() -> Path:
 def load_document(path: Path) -> Any:
     """Read a policy YAML file and validate it against `<name>.schema.json` beside it."""
     schema_path = path.with_name(path.stem + ".schema.json")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror}") from exc
+    text = read_utf8(path)
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)

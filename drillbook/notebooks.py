@@ -14,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 
+from checks import read_utf8
+
 
 def _cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -37,7 +39,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     path to an on-call engineer's first result. A cache that cannot be read or
     written is ignored.
     """
-    content = path.read_bytes()
+    content = read_utf8(path).encode("utf-8")  # a file that is not UTF-8 is named, not a traceback
     key = hashlib.sha256(b"%s\0%s\0" % (_jupytext_version().encode(), path.suffix.encode()) + content)
     cached = _cache_folder() / f"{key.hexdigest()}.ipynb"
     try:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from checks import load_environments
+from checks import CheckError, load_environments
 from checks.targets import sandbox_state_path
 
 MASK = "***"
@@ -48,15 +48,20 @@ class Redactor:
     @classmethod
     def from_policy(cls) -> Redactor:
         """A redactor for every secret variable named in environments.yml that is set here,
-        and for the secrets a running sandbox generated."""
-        environments = load_environments()
-        variables = {var for env in environments.values() for var in env.get("secrets", {}).values()}
+        and for the secrets a running sandbox generated. When the policy itself cannot be
+        read, its error must still be printed, so every variable whose name looks secret
+        (TOKEN, PASSWORD, API_KEY, ...) is masked instead."""
+        try:
+            environments = load_environments()
+            variables = {var for env in environments.values() for var in env.get("secrets", {}).values()}
+        except CheckError:
+            variables = {name for name in os.environ if _SECRET_KEY.search(name)}
         secrets = [value for var in variables if (value := os.environ.get(var))]
         try:
             state = json.loads(sandbox_state_path().read_text(encoding="utf-8"))
             secrets += [str(v) for v in state.get("secrets", {}).values()]
-        except (OSError, ValueError, AttributeError):
-            pass  # no sandbox running: nothing of its own to mask
+        except (OSError, ValueError, AttributeError, CheckError):
+            pass  # no sandbox running (or no policy to find it by): nothing of its own to mask
         return cls(secrets)
 
     def text(self, text: str) -> str:

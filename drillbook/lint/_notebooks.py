@@ -16,6 +16,7 @@ from typing import Any
 
 import jupytext
 
+from checks import UnreadableFile, read_utf8
 from drillbook.lint._model import Sink
 from drillbook.lint._pages import SLUG, Page
 
@@ -55,7 +56,11 @@ class Notebook:
 
 
 def read_notebook(path: Path, sink: Sink) -> Notebook | None:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_utf8(path)
+    except UnreadableFile as exc:
+        sink.error(path, exc.line, exc.reason)
+        return None
     try:
         notebook = jupytext.reads(text, fmt="py:percent")
     except Exception as exc:  # jupytext raises many types; any of them means the file is unreadable

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from checks import CheckError, SeverityPolicy, load_severity
+from checks import CheckError, SeverityPolicy, UnreadableFile, load_severity, read_utf8
 from drillbook.lint import _yaml
 from drillbook.lint._model import Sink, listing
 
@@ -80,8 +80,12 @@ def read_pages(runbooks: Path, sink: Sink) -> list[Page]:
 
 
 def _read(path: Path, sink: Sink) -> Page:
-    lines = path.read_text(encoding="utf-8").splitlines()
     slug = path.stem
+    try:
+        lines = read_utf8(path).splitlines()
+    except UnreadableFile as exc:
+        sink.error(path, exc.line, exc.reason)
+        return Page(slug, path, None, (), 1)
     if not SLUG.match(slug):
         sink.error(path, 1, f"the file name {path.name!r} is no slug: use lower-case words joined by '-'")
     if not lines or lines[0].strip() != "---":

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from checks import UnreadableFile, read_utf8
+
 
 class _Loader(yaml.SafeLoader):
     """A safe loader that reads unknown tags (`!ENV [X, default]` in mkdocs.yml) as plain values."""
@@ -78,9 +80,9 @@ def parse(text: str, *, first_line: int = 1) -> Document:
 def read(path: Path) -> Document:
     """Parse a YAML file; raises `YamlError` (also when the file cannot be read)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise YamlError(f"cannot read it: {exc.strerror}", None) from exc
+        text = read_utf8(path)
+    except UnreadableFile as exc:
+        raise YamlError(exc.reason, exc.line) from exc
     return parse(text)
 
 

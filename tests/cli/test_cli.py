@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -103,6 +104,31 @@ def test_a_level_or_measurement_out_of_range_is_a_usage_error(args: tuple[str, .
     assert done.returncode == 2, done.stdout
     assert message in done.stderr
     assert "%" not in done.stdout, "no verdict on a ratio above 1"
+
+
+@pytest.mark.parametrize("breakage", ["a broken environments.yml", "a policy folder that is not there"])
+def test_a_broken_policy_is_one_message_and_exit_4_never_a_traceback(tmp_path: Path, breakage: str) -> None:
+    policy = tmp_path / "policy"
+    shutil.copytree(ROOT / "policy", policy)
+    if breakage == "a broken environments.yml":
+        (policy / "environments.yml").write_text("environments: [unclosed\n")
+        named = f"{policy / 'environments.yml'}:2: not valid YAML"
+    else:
+        policy = tmp_path / "nowhere"
+        named = f"DRILLBOOK_POLICY_DIR={policy} holds no severity.yml"
+    done = drillbook("run", "service-down", env={"DRILLBOOK_POLICY_DIR": str(policy)})
+    assert done.returncode == 4
+    assert "Traceback" not in done.stderr
+    assert named in done.stderr
+
+
+def test_a_notebook_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    book = notebook(tmp_path, "latin", "print('ok')")
+    book.write_bytes(book.read_bytes() + "print('caf\u00e9')\n".encode("latin-1"))
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert "Traceback" not in done.stderr
+    assert re.search(rf"{re.escape(str(book))}:\d+: not UTF-8 text \(byte 0xe9\)", done.stderr), done.stderr
 
 
 def test_syntax_error_names_the_cell_and_keeps_the_record(tmp_path: Path) -> None:

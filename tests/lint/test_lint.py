@@ -306,3 +306,13 @@ def test_a_pending_runbook_that_exists_must_leave_the_list(repo: Path) -> None:
         in messages(report)[0]
     )
     assert not report.ok
+
+
+@pytest.mark.parametrize("relative", ["notebooks/service-down.py", "docs/runbooks/service-down.md"])
+def test_a_file_that_is_not_utf8_is_named_with_its_line_not_a_traceback(repo: Path, relative: str) -> None:
+    path = repo / relative
+    lines = path.read_bytes().split(b"\n")
+    lines[5] += " café".encode("latin-1")  # line 6 gets a byte that is no UTF-8
+    path.write_bytes(b"\n".join(lines))
+    found = [m for m in messages(run(repo, today=TODAY)) if "UTF-8" in m]
+    assert found == [f"{relative}:6: error: not UTF-8 text (byte 0xe9); save the file as UTF-8"]

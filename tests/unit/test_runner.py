@@ -170,3 +170,14 @@ def test_a_run_folder_that_cannot_be_made_names_the_path(tmp_path: Path) -> None
     blocker.write_text("a file where the folder should be")
     with pytest.raises(RecordError, match=r"cannot make the run's folder .*incidents"):
         new_run_folder(blocker, "run")
+
+
+def test_with_a_broken_policy_every_variable_named_like_a_secret_is_still_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "severity.yml").write_text("levels: [")
+    monkeypatch.setenv("DRILLBOOK_POLICY_DIR", str(tmp_path))
+    monkeypatch.setenv("PAGER_API_TOKEN", "pager-token-value-1234")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible-value")
+    redactor = Redactor.from_policy()
+    assert redactor.text("pager-token-value-1234 visible-value") == f"{MASK} visible-value"
