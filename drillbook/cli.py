@@ -241,7 +241,10 @@ EnvOption = Annotated[str, typer.Option("--env", "-e", help="Environment from po
 ParamOption = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="Override a notebook parameter: key=value.")
 ]
-TimeoutOption = Annotated[float | None, typer.Option("--cell-timeout", help="Seconds one cell may run.")]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--cell-timeout", min=1.0, help="Seconds one cell may run (at least 1; whole seconds)."),
+]
 
 
 @app.command()

@@ -18,6 +18,7 @@ import concurrent.futures
 import copy
 import getpass
 import json
+import math
 import os
 import re
 import socket
@@ -370,7 +371,10 @@ def _execute(
     parameters = dict(parameters or {})
     nb = inject_parameters(source, parameters)
     meta = nb.metadata.get("drillbook", {})
-    per_cell = cell_timeout_s or float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S))
+    # nbclient counts whole seconds: a fraction is rounded up, never down to no limit at all
+    per_cell = math.ceil(cell_timeout_s or float(meta.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)))
+    if per_cell <= 0:
+        raise UsageError(f"a cell timeout must be positive, not {cell_timeout_s}")
     _, defaults = notebook_parameters(nb)
     effective = {**defaults, **{k: v for k, v in _assigned(nb).items() if k in defaults}}
 
@@ -457,7 +461,9 @@ def _execute(
     record.finished_at = datetime.now().astimezone()
     for entry in cells.values():
         if entry.started_at is not None and entry.finished_at is None:
-            entry.status = "error"  # interrupted: a timeout or a dead kernel
+            entry.status = "error"  # interrupted: a timeout or a dead kernel; it ran until now
+            entry.finished_at = record.finished_at
+            entry.duration_s = round(time.perf_counter() - clocks[entry.index], 3)
         if entry.status == "error" and entry.error is None:
             entry.error = record.error
     nb.metadata["drillbook"] = {

@@ -150,6 +150,19 @@ def test_a_hanging_cell_is_interrupted_at_its_deadline_and_the_record_says_where
     assert "cell 3 (setup): the cell ran longer than 2 s" in done.stderr
     cells = record_of(tmp_path / "out", "hangs")["cells"]
     assert [c["status"] for c in cells] == ["ok", "ok", "ok", "error"]  # type: ignore[union-attr]
+    hung = cells[-1]  # type: ignore[index]
+    assert hung["finished_at"] is not None, "the record says when the cell was stopped"
+    assert hung["duration_s"] >= 2, "and how long it ran"
+    assert "| error |" in (tmp_path / "out" / "hangs.md").read_text()
+
+
+@pytest.mark.parametrize("seconds", ["0.05", "-1", "0"])
+def test_a_cell_timeout_below_a_second_is_a_usage_error(tmp_path: Path, seconds: str) -> None:
+    book = notebook(tmp_path, "quick", "print('ok')")
+    done = drillbook("run", str(book), "--cell-timeout", seconds, "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "--cell-timeout" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_missing_secret_names_the_variable_to_export(tmp_path: Path) -> None:
