@@ -45,7 +45,7 @@ from mkdocs.plugins import event_priority
 
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
 from ._common import TODAY_VARIABLE, SiteError, SitePaths, today
-from ._expand import expand_calls
+from ._expand import expand_calls, protect_alert_templates
 from ._policy import (
     POLICY_DATA_ID,
     SEVERITY_FIELDS,
@@ -308,20 +308,23 @@ def on_pre_page_macros(env: MacrosEnv) -> None:
     arguments (every runbook page), the calls are made here and the page is marked
     `render_macros: false` until `on_post_page_macros`, so that mkdocs-macros does
     not compile it. Any other page, or one whose macro fails, is left to
-    mkdocs-macros, which renders it and reports errors as usual.
+    mkdocs-macros, which renders it and reports errors as usual. Either way the alert
+    templates a page quotes (`{{ $labels.instance }}`) come out as written.
     """
     page = env.page
     meta = page.meta
-    if meta.get("render_macros") is not True or "{" in str(page.title):
+    if meta.get("render_macros") is not True:
         return
     try:
-        expanded = expand_calls(env.markdown, env.macros)
+        expanded = None if "{" in str(page.title) else expand_calls(env.markdown, env.macros)
     except Exception:
-        return  # mkdocs-macros renders the page again and reports the error as for any page
+        expanded = None  # mkdocs-macros renders the page again and reports the error as for any page
     if expanded is not None:
         env.markdown = expanded
         meta["render_macros"] = False
         _EXPANDED.add(page.file.src_uri)
+    else:  # Jinja renders it: the alert templates it quotes must come out as written
+        env.markdown = protect_alert_templates(env.markdown)
 
 
 def on_post_page_macros(env: MacrosEnv) -> None:

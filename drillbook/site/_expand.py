@@ -8,6 +8,11 @@ and the same registered macros called directly. A page with anything else (a
 statement, a comment, a variable, a filter, an argument that is not a literal, a
 macro that does not exist) gets `None` and is left to mkdocs-macros, so that
 Jinja's meaning and its error messages stay the reference.
+
+Runbooks quote Prometheus alert templates (`{{ $labels.instance }}`, `{{ end }}`) in
+prose, inline code and fenced blocks. Those are never Jinja: the fast path leaves them
+as written, and a page left to Jinja gets them wrapped in `{% raw %}` first, so an
+author never has to know about either.
 """
 
 from __future__ import annotations
@@ -19,6 +24,38 @@ from typing import Any
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _OTHER_SYNTAX = re.compile(r"\{[%#]")
+# Go template actions that stand alone, and Prometheus's template functions and actions that
+# take an argument: an alert template can open with them instead of a `$` or a leading dot
+# (`{{ end }}`, `{{ humanize 3.5 }}`). A lone name such as `{{ title }}` stays Jinja's.
+_GO_ALONE = frozenset(("end", "else", "break", "continue"))
+_GO_CALLS = frozenset((
+    "range", "if", "with", "define", "template", "block", "printf", "humanize", "humanize1024",
+    "humanizeDuration", "humanizePercentage", "humanizeTimestamp", "title", "toUpper", "toLower",
+    "reReplaceAll", "query", "first", "label", "value", "strvalue", "args", "safeHtml",
+    "externalURL", "pathPrefix",
+))  # fmt: skip
+
+
+def is_alert_template(expression: str) -> bool:
+    """Whether `{{ expression }}` is a Prometheus (Go) template that a runbook quotes, such as
+    `{{ $labels.instance }}` or `{{ .Labels.job }}`: never a Jinja expression of this site."""
+    body = expression.strip().removeprefix("-").removesuffix("-").strip()
+    words = body.split()
+    if "$" in body or body.startswith("."):
+        return True
+    return bool(words) and (
+        (len(words) == 1 and words[0] in _GO_ALONE) or (len(words) > 1 and words[0] in _GO_CALLS | _GO_ALONE)
+    )
+
+
+def protect_alert_templates(text: str) -> str:
+    """`text` with every alert template wrapped in `{% raw %}`, so that Jinja prints it as written."""
+    return _EXPRESSION.sub(
+        lambda m: "{% raw %}" + m.group(0) + "{% endraw %}" if is_alert_template(m.group(1)) else m.group(0),
+        text,
+    )
+
+
 _NAMED = {"none": None, "None": None, "true": True, "True": True, "false": False, "False": False}
 _NOT_LITERAL = object()
 
@@ -70,6 +107,8 @@ def expand_calls(text: str, macros: Mapping[str, Callable[..., Any]]) -> str | N
         return None
     found: list[tuple[int, int, Call]] = []
     for match in _EXPRESSION.finditer(text):
+        if is_alert_template(match.group(1)):
+            continue  # quoted as written
         call = _call(match.group(1), macros)
         if call is None:
             return None

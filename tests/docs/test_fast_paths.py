@@ -19,7 +19,7 @@ import pytest
 from material.plugins.search.plugin import SearchIndex
 from mkdocs.structure.toc import get_toc
 
-from drillbook.site._expand import expand_calls
+from drillbook.site._expand import expand_calls, protect_alert_templates
 from drillbook.site._search import BackgroundSearchIndex, IndexedPage
 from tests.docs.test_site import REPO, built, copy_project, mkdocs_build
 
@@ -72,7 +72,6 @@ def test_a_page_without_expressions_comes_back_unchanged(macros: dict[str, Calla
         '{{ steps("x" ~ "y") }}',  # an expression as argument
         '{{ unknown("x") }}',  # a macro that does not exist
         '{{- steps("x") }}',  # whitespace control
-        "{{ $labels.instance }}",  # a Prometheus template: not Jinja at all
         '{{ steps(**{"a": 1}) }}',  # unpacking
     ],
 )
@@ -81,6 +80,65 @@ def test_anything_but_plain_calls_is_left_to_jinja_with_no_macro_called(
 ) -> None:
     assert expand_calls(f'{{{{ target("SEV1", "label") }}}}\n{text}\n', macros) is None
     assert calls == [], "no macro may run for a page that Jinja renders afterwards"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ $labels.instance }}",
+        "{{ $value | humanizePercentage }}",
+        "{{- .Labels.job -}}",
+        '{{ range $i, $v := query "up" }}',
+        "{{ end }}",
+        "{{ humanize 3.5 }}",
+    ],
+)
+def test_an_alert_template_passes_the_fast_path_as_written(
+    template: str, macros: dict[str, Callable[..., Any]], calls: list[Any]
+) -> None:
+    text = f'{{{{ target("SEV1", "label") }}}}: `{template}`\n'
+    assert expand_calls(text, macros) == f"<target:('SEV1', 'label'):{{}}>: `{template}`\n"
+    assert protect_alert_templates(template) == "{% raw %}" + template + "{% endraw %}"
+
+
+@pytest.mark.parametrize("expression", ['{{ steps("x") }}', "{{ title }}", "{{ page.title }}"])
+def test_a_jinja_expression_is_never_taken_for_an_alert_template(expression: str) -> None:
+    assert protect_alert_templates(expression) == expression
+
+
+ALERT_TEMPLATES = (
+    "Paged by {{ $labels.instance }} at {{ $value | humanizePercentage }}; "
+    "in code: `{{ $labels.job }}`.\n\n"
+    '```yaml\ndescription: "{{ $labels.instance }} is down {{ if gt $value 1.0 }}again{{ end }}"\n```\n'
+)
+
+
+@pytest.fixture(scope="module")
+def site_quoting_alert_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Alert templates quoted on a page of the fast path (database-down) and on a page that
+    Jinja renders (service-down, with a statement)."""
+    project = copy_project(tmp_path_factory.mktemp("project-templates"))
+    for slug, extra in (
+        ("database-down", ""),
+        ("service-down", "{% if true %}JINJA-RENDERED{% endif %}\n\n"),
+    ):
+        page = project / "docs" / "runbooks" / f"{slug}.md"
+        text = page.read_text(encoding="utf-8")
+        page.write_text(text.replace("## Impact\n", f"## Impact\n\n{extra}{ALERT_TEMPLATES}", 1))
+    site_dir = tmp_path_factory.mktemp("site-templates")
+    return built(mkdocs_build(project, site_dir), site_dir)
+
+
+@pytest.mark.parametrize("slug", ["database-down", "service-down"])
+def test_alert_templates_on_a_runbook_page_render_as_written(
+    site_quoting_alert_templates: Path, slug: str
+) -> None:
+    html = (site_quoting_alert_templates / "runbooks" / slug / "index.html").read_text(encoding="utf-8")
+    for template in ("{{ $labels.instance }}", "{{ $value | humanizePercentage }}", "{{ $labels.job }}",
+                     "{{ if gt $value 1.0 }}", "{{ end }}"):  # fmt: skip
+        assert template in html, f"{slug}: {template} is not on the page as written"
+    assert "{% raw %}" not in html
+    assert len(BADGE.findall(html)) == 1
 
 
 @pytest.fixture(scope="module")
