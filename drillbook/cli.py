@@ -8,13 +8,17 @@ Exit codes (stable, for scripts; `diagnose` returns the worst of its runs):
     3  refused: the gate refused a mitigation; nothing was changed and the run stopped there
     4  error: the runbook could not run (bad configuration, a cell failed, timeout), or a
        mitigation failed and the run stopped there
+  130  interrupted: Ctrl-C; the running cell was stopped and the record says where
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
+import signal
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,7 +36,7 @@ from drillbook.kernels import CORE, LaunchedKernel, launch
 # The runner, the policy and the drivers load inside the commands, after `run`
 # and `plan` have launched their kernel: its boot overlaps those imports.
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from drillbook.kernels import KernelPool
     from drillbook.redact import Redactor
@@ -64,6 +68,7 @@ class Exit(enum.IntEnum):
     USAGE = 2
     REFUSED = 3
     ERROR = 4
+    INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 class Terminal:
@@ -198,11 +203,15 @@ def _execute(
     global _early_kernel
     kernel, _early_kernel = _early_kernel or launch(preload=CORE), None  # it boots while the rest loads
     try:
-        return _prepare_and_run(
-            kernel, runbook, env, apply, confirm, param, cell_timeout, incident, journal_for
-        )
+        with _ctrl_c_stops(kernel) as pressed:
+            book, execution = _prepare_and_run(
+                kernel, runbook, env, apply, confirm, param, cell_timeout, incident, journal_for
+            )
     finally:
         kernel.stop()
+    if pressed.is_set():
+        execution.record.finish(error="interrupted by the operator (Ctrl-C)", error_name="KeyboardInterrupt")
+    return book, execution
 
 
 def _prepare_and_run(
@@ -293,6 +302,35 @@ def run(
     _report(record)
     term.say("record: {}", paths["report"], err=True)
     raise typer.Exit(_exit_code(record))
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(kernel: LaunchedKernel) -> Iterator[threading.Event]:
+    """While a runbook runs, Ctrl-C stops its kernel (the running cell ends there) and sets
+    the event, so that the record says the run was interrupted, not that its kernel died.
+
+    nbclient installs handlers of its own for SIGINT on the event loop, so the signal is
+    blocked in this thread and taken by a thread that waits for it alone.
+    """
+    pressed, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        signal.sigwait({signal.SIGINT})
+        if not done.is_set():
+            pressed.set()
+            kernel.interrupt()
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    watcher = threading.Thread(target=watch, name="drillbook-ctrl-c", daemon=True)
+    watcher.start()
+    try:
+        yield pressed
+    finally:
+        done.set()
+        if watcher.is_alive() and watcher.ident is not None:
+            signal.pthread_kill(watcher.ident, signal.SIGINT)  # wakes the watcher, which now does nothing
+        watcher.join(timeout=5)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @app.command()
@@ -458,6 +496,8 @@ def _report(record: RunRecord) -> None:
 
 
 def _exit_code(record: RunRecord) -> Exit:
+    if record.error_name == "KeyboardInterrupt":
+        return Exit.INTERRUPTED
     states = {action["state"] for action in record.actions}
     if "refused" in states:
         return Exit.REFUSED

@@ -152,6 +152,22 @@ class RunRecord:
     operator: str = ""
     incident: str | None = None
 
+    def finish(self, *, error: str | None = None, error_name: str | None = None) -> datetime:
+        """Close the record: now, ok or stopped with `error`; a cell still running is stopped too."""
+        self.finished_at = now = datetime.now().astimezone()
+        if error is not None:
+            self.status, self.error, self.error_name = "error", error, error_name or self.error_name
+        elif self.status == "running":
+            self.status = "ok"
+        for cell in self.cells:
+            if cell.started_at is not None and cell.finished_at is None:
+                cell.status = "error"  # interrupted: a timeout, a dead kernel, Ctrl-C; it ran until now
+                cell.finished_at = now
+                cell.duration_s = round((now - cell.started_at).total_seconds(), 3)
+            if cell.status == "error" and cell.error is None:
+                cell.error = self.error
+        return now
+
     @property
     def failed_cell(self) -> CellRecord | None:
         """The cell the run stopped at, if it stopped."""
@@ -458,17 +474,10 @@ def _execute(
     finally:
         if client.kc is not None:
             client.kc.stop_channels()
-    record.finished_at = datetime.now().astimezone()
-    for entry in cells.values():
-        if entry.started_at is not None and entry.finished_at is None:
-            entry.status = "error"  # interrupted: a timeout or a dead kernel; it ran until now
-            entry.finished_at = record.finished_at
-            entry.duration_s = round(time.perf_counter() - clocks[entry.index], 3)
-        if entry.status == "error" and entry.error is None:
-            entry.error = record.error
+    closed_at = record.finish()
     nb.metadata["drillbook"] = {
         **meta,
-        "executed_at": record.finished_at.isoformat(),
+        "executed_at": closed_at.isoformat(),
         "environment": record.environment,
         "status": record.status,
         "git_revision": record.git_revision,
@@ -542,12 +551,14 @@ class RecordJournal:
     def __init__(self, folder: Path, stem: str, redactor: Redactor, *, own_folder: bool = False) -> None:
         self.folder, self.stem, self.redactor = folder, stem, redactor
         self._own_folder = own_folder
+        self.last: RunRecord | None = None  # what was written last: the record of an interrupted run
 
     @property
     def path(self) -> Path:
         return self.folder / f"{self.stem}.json"
 
     def __call__(self, record: RunRecord) -> None:
+        self.last = record
         if self._own_folder:
             self.folder, self._own_folder = new_run_folder(self.folder.parent, self.folder.name), False
         try:

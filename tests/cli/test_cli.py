@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,39 @@ def test_a_cell_timeout_below_a_second_is_a_usage_error(tmp_path: Path, seconds:
     assert done.returncode == 2
     assert "--cell-timeout" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_the_running_cell_records_where_and_exits_130(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    book = notebook(
+        tmp_path,
+        "hangs",
+        f"import pathlib\npathlib.Path({str(started)!r}).touch()",
+        "import threading\nthreading.Event().wait()",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", "run", str(book), "--out", str(tmp_path / "out")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():  # the cell before the hanging one has run
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the run never reached its second cell"
+            time.sleep(0.05)  # poll interval of the deadline loop above
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends for Ctrl-C
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted by the operator (Ctrl-C)" in stderr
+    record = record_of(tmp_path / "out", "hangs")
+    assert record["error_name"] == "KeyboardInterrupt"
+    hung = record["cells"][-1]  # type: ignore[index]
+    assert hung["status"] == "error"
+    assert hung["finished_at"] is not None
 
 
 def test_missing_secret_names_the_variable_to_export(tmp_path: Path) -> None:
