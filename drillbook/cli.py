@@ -395,7 +395,11 @@ def diagnose(
         term.say(
             "diagnosis of {} runbooks in [bold]{}[/], {} at a time (dry run)", len(books), env, jobs, err=True
         )
-        codes = _diagnose(books, env, jobs, pool, folder, cell_timeout)
+        try:
+            codes = _diagnose(books, env, jobs, pool, folder, cell_timeout)
+        except KeyboardInterrupt:  # run_many has stopped the running cells; queued runbooks never start
+            term.say("[red]interrupted[/]: no further runbook was started; records: {}", folder, err=True)
+            raise typer.Exit(Exit.INTERRUPTED) from None
     term.say("records: {}", folder, err=True)
     raise typer.Exit(Exit.ERROR if Exit.ERROR in codes else max(codes, default=Exit.HEALTHY))
 

@@ -16,13 +16,14 @@ a time, as the drills do.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from drillbook.kernels import KernelPool
+from drillbook.kernels import KernelPool, LaunchedKernel
 from drillbook.runner import Execution, Runbook, execute, project_root
 
 DEFAULT_JOBS = 2
@@ -45,12 +46,20 @@ def run_many(
     cannot run at all (no parameters cell, an unknown parameter) raises its
     ConfigError once every other run has finished. `only_declared`: see execute.
     """
-    with _pool(pool, jobs) as kernels, ThreadPoolExecutor(max_workers=max(1, jobs)) as workers:
+    with _pool(pool, jobs) as kernels:
+        runs = _Runs()
+        workers = ThreadPoolExecutor(max_workers=max(1, jobs))
         futures = [
-            workers.submit(_one, r, parameters, kernels, on_done, cell_timeout_s, only_declared)
+            workers.submit(_one, r, parameters, kernels, on_done, cell_timeout_s, only_declared, runs)
             for r in runbooks
         ]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:  # Ctrl-C: queued runs never start, running ones stop at their cell
+            runs.interrupt()
+            raise
+        finally:
+            workers.shutdown(wait=True, cancel_futures=True)
 
 
 def submit_many(
@@ -65,8 +74,36 @@ def submit_many(
     The caller shuts the executor down (and closes `pool`) once it has every result.
     """
     workers = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="drillbook-run")
-    futures = {r.notebook: workers.submit(_one, r, parameters, pool, None, None, False) for r in runbooks}
+    runs = _Runs()
+    futures = {
+        r.notebook: workers.submit(_one, r, parameters, pool, None, None, False, runs) for r in runbooks
+    }
     return workers, futures
+
+
+class _Runs:
+    """The kernels of the runs under way, so that Ctrl-C can stop each at its cell."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kernels: set[LaunchedKernel] = set()
+        self.interrupted = threading.Event()
+
+    @contextmanager
+    def running(self, kernel: LaunchedKernel) -> Iterator[LaunchedKernel]:
+        with self._lock:
+            self._kernels.add(kernel)
+        try:
+            yield kernel
+        finally:
+            with self._lock:
+                self._kernels.discard(kernel)
+
+    def interrupt(self) -> None:
+        self.interrupted.set()
+        with self._lock:
+            for kernel in self._kernels:
+                kernel.interrupt()
 
 
 def _one(
@@ -76,14 +113,18 @@ def _one(
     on_done: Callable[[Execution], None] | None,
     cell_timeout_s: float | None,
     only_declared: bool,
+    runs: _Runs,
 ) -> Execution:
-    execution = execute(
-        runbook,
-        parameters=parameters,
-        cell_timeout_s=cell_timeout_s,
-        kernel=pool.take(),
-        only_declared=only_declared,
-    )
+    with runs.running(pool.take()) as kernel:
+        execution = execute(
+            runbook,
+            parameters=parameters,
+            cell_timeout_s=cell_timeout_s,
+            kernel=kernel,
+            only_declared=only_declared,
+        )
+    if runs.interrupted.is_set() and execution.record.error is not None:
+        execution.record.finish(error="interrupted by the operator (Ctrl-C)", error_name="KeyboardInterrupt")
     if on_done is not None:
         on_done(execution)
     return execution

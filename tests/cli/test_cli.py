@@ -167,6 +167,29 @@ def test_a_cell_timeout_below_a_second_is_a_usage_error(tmp_path: Path, seconds:
     assert "Traceback" not in done.stderr
 
 
+def _ctrl_c(args: list[str], started: Path) -> tuple[int, str, float]:
+    """Run `drillbook ARGS`, press Ctrl-C once `started` exists: the exit code, stderr, and
+    the seconds from Ctrl-C to the exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():  # the run has reached the cell that hangs
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{started} never appeared"
+            time.sleep(0.05)  # poll interval of the deadline loop above
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends for Ctrl-C
+        pressed = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        return process.returncode, stderr, time.monotonic() - pressed
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
 def test_ctrl_c_stops_the_running_cell_records_where_and_exits_130(tmp_path: Path) -> None:
     started = tmp_path / "started"
     book = notebook(
@@ -175,29 +198,27 @@ def test_ctrl_c_stops_the_running_cell_records_where_and_exits_130(tmp_path: Pat
         f"import pathlib\npathlib.Path({str(started)!r}).touch()",
         "import threading\nthreading.Event().wait()",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drillbook", "run", str(book), "--out", str(tmp_path / "out")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not started.exists():  # the cell before the hanging one has run
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the run never reached its second cell"
-            time.sleep(0.05)  # poll interval of the deadline loop above
-        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends for Ctrl-C
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-    assert process.returncode == 130, stderr
+    code, stderr, _ = _ctrl_c(["run", str(book), "--out", str(tmp_path / "out")], started)
+    assert code == 130, stderr
     assert "interrupted by the operator (Ctrl-C)" in stderr
     record = record_of(tmp_path / "out", "hangs")
     assert record["error_name"] == "KeyboardInterrupt"
     hung = record["cells"][-1]  # type: ignore[index]
     assert hung["status"] == "error"
     assert hung["finished_at"] is not None
+
+
+def test_ctrl_c_during_diagnose_starts_nothing_more_and_exits_130(tmp_path: Path) -> None:
+    hang = "import pathlib, threading\npathlib.Path({!r}).touch()\nthreading.Event().wait()"
+    names = ("first", "second", "third")
+    books = [notebook(tmp_path, name, hang.format(str(tmp_path / name))) for name in names]
+    out = tmp_path / "out"
+    args = ["diagnose", "--jobs", "1", "--out", str(out), *map(str, books)]
+    code, stderr, _ = _ctrl_c(args, tmp_path / "first")
+    assert code == 130, stderr
+    assert "interrupted" in stderr
+    assert not (tmp_path / "second").exists(), "a queued runbook started after Ctrl-C"
+    assert record_of(out, "first")["error_name"] == "KeyboardInterrupt"
 
 
 def test_missing_secret_names_the_variable_to_export(tmp_path: Path) -> None:
