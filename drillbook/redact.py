@@ -18,24 +18,44 @@ from checks.targets import sandbox_state_path
 
 MASK = "***"
 
+# Words that name a secret where a value follows (`token: ...`, `aws_secret_access_key = ...`).
+_KEYWORDS = r"password|passwd|pwd|secret|token|api[_-]?key|routing[_-]?key|integration[_-]?key|credential"
+
 _SHAPES = (
-    # scheme://user:password@host → scheme://user:***@host
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE), rf"\1{MASK}@"),
-    (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), rf"\1{MASK}"),
+    # a PEM private key, whole
+    (
+        re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
+        rf"-----BEGIN \1PRIVATE KEY-----{MASK}-----END \1PRIVATE KEY-----",
+    ),
+    # scheme://user:password@host and scheme://:password@host → scheme://user:***@host
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE), rf"\1{MASK}@"),
+    # Authorization: Bearer ... / Basic ...
+    (re.compile(r"(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), rf"\1{MASK}"),
+    # SQL: CREATE/ALTER ROLE ... PASSWORD '...'
+    (re.compile(r"(\bpassword\s+)'(?:[^']|'')*'", re.IGNORECASE), rf"\1'{MASK}'"),
+    # a JSON Web Token: three base64url parts, the first a JSON header
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MASK),
+    # a Slack webhook's secret path, a Slack token
+    (re.compile(r"(hooks\.slack\.com/(?:services|workflows)/)[A-Za-z0-9/_-]+"), rf"\1{MASK}"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), MASK),
+    # provider keys: OpenAI-style, Stripe, AWS access key ids, GitHub, Google API keys
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), MASK),
+    (re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"), MASK),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), MASK),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), MASK),
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), MASK),
+    # `<word naming a secret> = value` or `: value`; a value of three letters or fewer is prose
+    # ("admin_token: add it under secrets"), not a secret
     (
-        re.compile(
-            r"""((?:password|passwd|secret|token|api[_-]?key)["']?\s*[:=]\s*["']?)[^\s"',;&]+""", re.I
-        ),
+        re.compile(rf"""(\b\w*(?:{_KEYWORDS})\w*["']?\s*[:=]\s*["']?)(?=[^\s"',;&]{{4}})[^\s"',;&]+""", re.I),
         rf"\1{MASK}",
     ),
 )
 
 
 # A mapping key that names a secret: its string value is masked whatever it looks like.
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential)", re.IGNORECASE)
+_SECRET_KEY = re.compile(_KEYWORDS, re.IGNORECASE)
 
 
 class Redactor:

@@ -19,6 +19,7 @@ from drillbook.runner import (
     notebook_parameters,
     read_notebook,
 )
+from tests.secret_shapes import PROSE, SHAPES
 
 NOTEBOOK = """\
 # %% [markdown]
@@ -181,3 +182,16 @@ def test_with_a_broken_policy_every_variable_named_like_a_secret_is_still_masked
     monkeypatch.setenv("HARMLESS_SETTING", "visible-value")
     redactor = Redactor.from_policy()
     assert redactor.text("pager-token-value-1234 visible-value") == f"{MASK} visible-value"
+
+
+@pytest.mark.parametrize(("name", "text", "secret"), SHAPES, ids=[shape[0] for shape in SHAPES])
+def test_every_secret_shape_of_the_corpus_is_masked(name: str, text: str, secret: str) -> None:
+    masked = Redactor().text(f"before {text} after")
+    assert secret not in masked, name
+    assert MASK in masked
+    assert masked.startswith("before ")
+
+
+@pytest.mark.parametrize("text", PROSE)
+def test_prose_that_names_a_secret_is_left_as_written(text: str) -> None:
+    assert Redactor().text(text) == text
