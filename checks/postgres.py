@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 
 from checks._errors import ProbeError
 from checks._result import CheckResult, Status
+from checks.redact import redacted
 from checks.targets import Targets
 
 __all__ = [
@@ -222,7 +223,9 @@ class Backend:
 
     def describe(self) -> str:
         age = f"{self.transaction_seconds:.0f}s" if self.transaction_seconds is not None else "?"
-        return f"pid {self.pid} ({self.user}, {self.state}, transaction {age}): {self.query[:80]}"
+        return (
+            f"pid {self.pid} ({self.user}, {self.state}, transaction {age}): {redacted(self.query, limit=80)}"
+        )
 
 
 _BACKENDS: LiteralString = """

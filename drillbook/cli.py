@@ -38,8 +38,8 @@ from drillbook.kernels import CORE, LaunchedKernel, launch
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from checks.redact import Redactor
     from drillbook.kernels import KernelPool
-    from drillbook.redact import Redactor
     from drillbook.runner import CellEvent, Execution, RecordJournal, Runbook, RunRecord
 
 app = typer.Typer(
@@ -82,7 +82,7 @@ class Terminal:
     @property
     def redactor(self) -> Redactor:
         if self._redactor is None:
-            from drillbook.redact import Redactor
+            from checks.redact import Redactor
 
             self._redactor = Redactor.from_policy()
         return self._redactor

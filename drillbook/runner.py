@@ -44,10 +44,10 @@ from checks import (
     observed_change,
     policy_dir,
 )
+from checks.redact import Redactor
 from drillbook.errors import RecordError, UsageError
 from drillbook.kernels import LaunchedKernel, launch
 from drillbook.notebooks import read_notebook
-from drillbook.redact import Redactor
 
 T = TypeVar("T")
 

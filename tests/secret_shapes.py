@@ -34,7 +34,11 @@ SHAPES: tuple[tuple[str, str, str], ...] = (
         "ghp_EXAMPLEexampleEXAMPLEexample012345",
         "ghp_EXAMPLEexampleEXAMPLEexample012345",
     ),
-    ("google api key", "key=AIzaSyEXAMPLE-example_EXAMPLE-012345678", "AIzaSyEXAMPLE-example_EXAMPLE-012345678"),
+    (
+        "google api key",
+        "key=AIzaSyEXAMPLE-example_EXAMPLE-012345678",
+        "AIzaSyEXAMPLE-example_EXAMPLE-012345678",
+    ),
     ("stripe live key", "sk_live_EXAMPLE0123456789abcdef", "sk_live_EXAMPLE0123456789abcdef"),
     ("openai-style key", "sk-EXAMPLEexampleEXAMPLE0123", "sk-EXAMPLEexampleEXAMPLE0123"),
     ("aws access key id", "AKIAEXAMPLE000000000", "AKIAEXAMPLE000000000"),

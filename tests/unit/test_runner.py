@@ -9,8 +9,8 @@ import jupytext
 import pytest
 
 from checks import ConfigError
+from checks.redact import MASK, Redactor
 from drillbook.errors import RecordError
-from drillbook.redact import MASK, Redactor
 from drillbook.runner import (
     CellRecord,
     RunRecord,

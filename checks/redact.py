@@ -1,4 +1,8 @@
-"""Redaction: nothing that looks like a secret reaches a report, an executed notebook or a log.
+"""Redaction: nothing that looks like a secret reaches a report, an executed notebook, a page or a log.
+
+Here in `checks` so that a check redacts text before it shortens it (a secret cut in
+half is no longer recognisable, and its first half would leak); the tooling redacts
+every exit with the same `Redactor`.
 
 Two sources: the values of every secret variable that policy/environments.yml
 names (when set), and known token shapes (bearer tokens, passwords in DSNs,
@@ -11,10 +15,14 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from checks import CheckError, load_environments
+from checks._errors import CheckError
+from checks._policy import load_environments
 from checks.targets import sandbox_state_path
+
+__all__ = ["MASK", "Redactor", "redacted"]
 
 MASK = "***"
 
@@ -105,3 +113,15 @@ class Redactor:
         if isinstance(value, list):
             return [self.data(item) for item in value]
         return value
+
+
+@cache
+def _default() -> Redactor:
+    return Redactor.from_policy()
+
+
+def redacted(text: str, *, limit: int | None = None) -> str:
+    """`text` with every secret masked by this process's policy redactor, then cut to `limit`
+    characters: in that order, so that a cut never leaves half a secret to leak."""
+    clean = _default().text(text)
+    return clean if limit is None or len(clean) <= limit else clean[: limit - 1] + "…"
