@@ -15,6 +15,7 @@ from typing import Any
 import nbformat
 
 from checks import ConfigError, SeverityPolicy
+from checks.redact import redacted
 from drillbook.notebooks import read_notebook
 
 from ._common import SiteError, SitePaths, escape, fence, front_matter, table
@@ -502,4 +503,6 @@ def render_runbook_steps(
             blocks.append(_details(OUTPUT_TITLE, _render_outputs(runs.pop(0).get("outputs", ()))))
         else:
             blocks.append("*This step changed after the last verified run; no output to show.*")
-    return "\n\n" + "\n\n".join(blocks) + "\n\n"
+    # Notebook source and recorded outputs reach the page, the print page and the search index
+    # from here: whatever in them looks like a secret is masked on the way.
+    return "\n\n" + redacted("\n\n".join(blocks)) + "\n\n"
