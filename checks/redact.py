@@ -53,10 +53,15 @@ _SHAPES = (
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
     (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), MASK),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), MASK),
-    # `<word naming a secret> = value` or `: value`; a value of three letters or fewer is prose
-    # ("admin_token: add it under secrets"), not a secret
+    # `<name of a secret> = value` or `: value` (aws_secret_access_key, ADMIN_TOKEN, api_key), but
+    # not a name that only contains such a word (max_tokens = 1000); a value of three letters or
+    # fewer is prose ("admin_token: add it under secrets"), not a secret
     (
-        re.compile(rf"""(\b\w*(?:{_KEYWORDS})\w*["']?\s*[:=]\s*["']?)(?=[^\s"',;&]{{4}})[^\s"',;&]+""", re.I),
+        re.compile(
+            rf"""(\b\w*(?:{_KEYWORDS})(?:_access_key|_key|_id)?["']?\s*[:=]\s*["']?)(?=[^\s"',;&]{{4}})"""
+            r"""[^\s"',;&]+""",
+            re.I,
+        ),
         rf"\1{MASK}",
     ),
 )

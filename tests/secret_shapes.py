@@ -61,4 +61,6 @@ PROSE = (
     "no secret named admin_token: add it under secrets in environments.yml",
     "the token: a bearer token is read from DRILLBOOK_ADMIN_TOKEN",
     "PostgreSQL 15.18 on 127.0.0.1:5432",
+    "slow_skill_max_tokens = 1000",
+    "token_budget = 5000",
 )

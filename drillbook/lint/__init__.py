@@ -46,6 +46,7 @@ from drillbook.lint._pages import (
     load_policy,
     read_pages,
 )
+from drillbook.lint._secrets import check_secrets
 from drillbook.lint._templates import check_templates
 
 __all__ = ["Finding", "Level", "Report", "main", "run"]
@@ -71,6 +72,8 @@ def run(root: Path | None = None, *, today: date | None = None) -> Report:
     check_alerts(root, pages, rules, site_url, policy, sink)
     check_faults(root, pages, rules, sink)
     check_templates(root, sink)
+    pages_published = [p for p in sorted((root / "docs").rglob("*.md")) if "overrides" not in p.parts]
+    check_secrets([*sorted((root / "notebooks").glob("*.py")), *pages_published], sink)
     return sink.report(runbooks=len(pages))
 
 

@@ -316,3 +316,15 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line_not_a_traceback(repo: Pa
     path.write_bytes(b"\n".join(lines))
     found = [m for m in messages(run(repo, today=TODAY)) if "UTF-8" in m]
     assert found == [f"{relative}:6: error: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
+
+
+@pytest.mark.parametrize("relative", ["notebooks/service-down.py", "docs/runbooks/service-down.md"])
+def test_a_secret_written_into_a_notebook_or_a_page_is_an_error_at_its_line(
+    repo: Path, relative: str
+) -> None:
+    path = repo / relative
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(6, "# the admin DSN: postgresql://admin:hunter22-example@db.internal:5432/app")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = [m for m in messages(run(repo, today=TODAY)) if "shaped like a secret" in m]
+    assert [m.split(": error:")[0] for m in found] == [f"{relative}:7"]
