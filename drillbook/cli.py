@@ -306,8 +306,8 @@ def run(
 
 @contextlib.contextmanager
 def _ctrl_c_stops(kernel: LaunchedKernel) -> Iterator[threading.Event]:
-    """While a runbook runs, Ctrl-C stops its kernel (the running cell ends there) and sets
-    the event, so that the record says the run was interrupted, not that its kernel died.
+    """While a runbook runs, Ctrl-C stops its kernel (the run ends at the cell it was in) and
+    sets the event, so that the record says the run was interrupted, not that its kernel died.
 
     nbclient installs handlers of its own for SIGINT on the event loop, so the signal is
     blocked in this thread and taken by a thread that waits for it alone.
@@ -318,7 +318,7 @@ def _ctrl_c_stops(kernel: LaunchedKernel) -> Iterator[threading.Event]:
         signal.sigwait({signal.SIGINT})
         if not done.is_set():
             pressed.set()
-            kernel.interrupt()
+            kernel.stop()  # not an interrupt, which a kernel between two cells ignores
 
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     watcher = threading.Thread(target=watch, name="drillbook-ctrl-c", daemon=True)

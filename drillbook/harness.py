@@ -103,7 +103,7 @@ class _Runs:
         self.interrupted.set()
         with self._lock:
             for kernel in self._kernels:
-                kernel.interrupt()
+                kernel.stop()  # not an interrupt, which a kernel between two cells ignores
 
 
 def _one(

@@ -173,6 +173,8 @@ def _ctrl_c(args: list[str], started: Path) -> tuple[int, str, float]:
     process = subprocess.Popen(
         [sys.executable, "-m", "drillbook", *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # as from a terminal: a test worker may ignore SIGINT, and an ignored signal is inherited
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
