@@ -413,6 +413,11 @@ def _execute(
         operator=operator(),
         incident=incident,
     )
+    if problem := _first_syntax_error(nb):  # found before any cell runs, not after the first ones
+        record.finish(error=problem, error_name="SyntaxError")
+        if journal:
+            journal(record)
+        return Execution(nb, record)
     if journal:
         journal(record)  # before the first cell: a run that cannot be recorded does not start
     clocks: dict[int, float] = {}
@@ -484,6 +489,23 @@ def _execute(
         "duration_s": record.duration_s,
     }
     return Execution(nb, record)
+
+
+def _first_syntax_error(nb: nbformat.NotebookNode) -> str | None:
+    """The first code cell that is not valid Python, as "cell N, line L: SyntaxError: ...".
+
+    A cell with IPython syntax (a line starting with % or !) is left to the kernel, which
+    knows it; runbook notebooks have none (lint forbids them)."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        if any(line.lstrip().startswith(("%", "!")) for line in cell.source.splitlines()):
+            continue
+        try:
+            ast.parse(cell.source)
+        except SyntaxError as exc:
+            return f"cell {index}, line {exc.lineno}: SyntaxError: {exc.msg}; nothing ran"
+    return None
 
 
 def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:

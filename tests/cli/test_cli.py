@@ -133,15 +133,19 @@ def test_a_notebook_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> N
     assert re.search(rf"{re.escape(str(book))}:\d+: not UTF-8 text \(byte 0xe9\)", done.stderr), done.stderr
 
 
-def test_syntax_error_names_the_cell_and_keeps_the_record(tmp_path: Path) -> None:
-    book = notebook(tmp_path, "broken", "value = 1", "if value\n    print(value)")
+def test_a_syntax_error_is_found_before_any_cell_runs_and_the_record_names_it(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    book = notebook(
+        tmp_path, "broken", f"import pathlib\npathlib.Path({str(ran)!r}).touch()", "if True\n    pass"
+    )
     done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
     assert done.returncode == 4
-    assert "cell 3 (setup)" in done.stderr
-    assert "SyntaxError" in done.stderr
+    assert "cell 3, line 1: SyntaxError" in done.stderr
+    assert not ran.exists(), "the cells before the broken one ran"
     record = record_of(tmp_path / "out", "broken")
-    # parameters, injected parameters, the first cell, the broken one
-    assert [c["status"] for c in record["cells"]] == ["ok", "ok", "ok", "error"]  # type: ignore[index]
+    # parameters, injected parameters, the first cell, the broken one: none ran
+    assert [c["status"] for c in record["cells"]] == ["pending"] * 4  # type: ignore[index]
+    assert record["error_name"] == "SyntaxError"
     assert "SyntaxError" in (tmp_path / "out" / "broken.md").read_text()
 
 
