@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
 
@@ -78,6 +79,7 @@ class Terminal:
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._redactor: Redactor | None = None
+        self._live: Progress | None = None
 
     @property
     def redactor(self) -> Redactor:
@@ -97,6 +99,24 @@ class Terminal:
 
     def table(self, table: Table) -> None:
         self.out.print(table)
+
+    def running(self, label: str) -> None:
+        """Show `label` with a spinner and the time it has run until `settled()`: on a terminal
+        only, so that a long cell says which it is and for how long."""
+        self.settled()
+        if not self.err.is_terminal:
+            return
+        self._live = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=self.err, transient=True,
+        )  # fmt: skip
+        self._live.add_task(self.clean(label))
+        self._live.start()
+
+    def settled(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 term = Terminal()
@@ -177,7 +197,9 @@ def _confirmation(env: str, spec: dict[str, Any], apply: bool, confirm: str) -> 
 def _progress(event: CellEvent) -> None:
     cell = event.cell
     if event.phase == "start":
+        term.running(f"[{event.position:>2}/{event.total}] {cell.kind} running")
         return
+    term.settled()
     mark = "[green]✔[/]" if cell.status == "ok" else "[red]✘[/]"
     found = [f"{r['name']} {r['status']}" for r in cell.results]
     found += [f"{a['state']} {a['action']}" for a in cell.actions]
@@ -208,6 +230,7 @@ def _execute(
                 kernel, runbook, env, apply, confirm, param, cell_timeout, incident, journal_for
             )
     finally:
+        term.settled()
         kernel.stop()
     if pressed.is_set():
         execution.record.finish(error="interrupted by the operator (Ctrl-C)", error_name="KeyboardInterrupt")

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -225,6 +226,19 @@ def test_ctrl_c_during_diagnose_starts_nothing_more_and_exits_130(tmp_path: Path
     assert "interrupted" in stderr
     assert not (tmp_path / "second").exists(), "a queued runbook started after Ctrl-C"
     assert record_of(out, "first")["error_name"] == "KeyboardInterrupt"
+
+
+def test_on_a_terminal_the_running_cell_shows_with_the_time_it_has_run(tmp_path: Path) -> None:
+    book = notebook(tmp_path, "slow", "import time\ntime.sleep(2.5)  # a long diagnosis")
+    typescript = tmp_path / "typescript"
+    command = [sys.executable, "-m", "drillbook", "run", str(book), "--out", str(tmp_path / "out")]
+    done = subprocess.run(  # `script` gives the command a terminal, as an on-call engineer's shell does
+        ["script", "-qfec", shlex.join(command), str(typescript)],
+        cwd=ROOT, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", typescript.read_bytes().decode("utf-8", "replace"))
+    assert re.search(r"\[ 3/3\] setup running 0:00:0[12]", screen), screen[-2000:]
 
 
 def test_missing_secret_names_the_variable_to_export(tmp_path: Path) -> None:
