@@ -30,7 +30,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
 
-from checks import STOPPING_STATES, CheckError, Status, observed_change
+from checks import STOPPING_STATES, CheckError, ConfigError, Status, observed_change
 from drillbook.errors import UsageError
 from drillbook.kernels import CORE, LaunchedKernel, launch
 
@@ -156,18 +156,16 @@ def list_runbooks() -> None:
 # --------------------------------------------------------------------------- run and plan
 
 
-# Notebook parameters the command sets from its own options: a -p for one would be overridden.
-_OPTION_PARAMETERS = {"env": "--env", "apply": "--apply", "confirm": "--confirm"}
-
-
 def _parameters(pairs: list[str]) -> dict[str, object]:
+    from drillbook.notebooks import RUN_PARAMETERS  # the command sets these from its own options
+
     values: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-p {pair!r}: write key=value, for example -p recovery_timeout_s=120")
-        if (name := key.strip()) in _OPTION_PARAMETERS:
-            raise UsageError(f"-p {pair!r}: {name} is set by {_OPTION_PARAMETERS[name]}, not by -p")
+        if (name := key.strip()) in RUN_PARAMETERS:
+            raise UsageError(f"-p {pair!r}: {name} is set by --{name}, not by -p")
         values[name] = value
     return values
 
@@ -248,13 +246,21 @@ def _prepare_and_run(
     incident: str | None,
     journal_for: Callable[[Runbook], RecordJournal] | None,
 ) -> tuple[Runbook, Execution]:
-    from drillbook.runner import Runbook, execute
+    from drillbook.notebooks import RUN_PARAMETERS, read_notebook
+    from drillbook.runner import Runbook, execute, notebook_parameters
 
     spec = _check_environment(env)
     parameters = _parameters(param or [])
     confirm = _confirmation(env, spec, apply, confirm)
     parameters.update(env=env, apply=apply, confirm=confirm)
     book = Runbook.find(runbook)
+    _, declared = notebook_parameters(read_notebook(book.notebook))
+    if missing := [name for name in RUN_PARAMETERS if name not in declared]:
+        lines = ", ".join(f"{name} = {RUN_PARAMETERS[name]}" for name in missing)
+        raise ConfigError(
+            f"{book.notebook}: its parameters cell does not define {', '.join(missing)}, which drillbook "
+            f"run sets from --{', --'.join(missing)}: add {lines}"
+        )
     mode = "APPLY" if apply else "dry run"
     term.say(f"[bold]{{}}[/] in [bold]{{}}[/] ({mode})", book.slug, env, err=True)
     execution = execute(

@@ -16,6 +16,11 @@ import nbformat
 
 from checks import read_utf8
 
+# The parameters every runbook notebook declares, which `drillbook run` sets from its
+# --env, --apply and --confirm options (and `diagnose` to a dry run), with the default a
+# notebook writes for each.
+RUN_PARAMETERS = {"env": '"sandbox"', "apply": "False", "confirm": '""'}
+
 
 def _cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

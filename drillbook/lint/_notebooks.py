@@ -19,6 +19,7 @@ import jupytext
 from checks import UnreadableFile, read_utf8
 from drillbook.lint._model import Sink
 from drillbook.lint._pages import SLUG, Page
+from drillbook.notebooks import RUN_PARAMETERS
 
 _MARKER = re.compile(r"^# %%")
 _MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?([!%])")
@@ -29,7 +30,6 @@ _FORBIDDEN_CALLS = {
     "exec": "executes generated code",
     "eval": "evaluates generated code",
 }
-REQUIRED_PARAMETERS = ("env", "apply")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +178,14 @@ def _check_parameters(notebook: Notebook, sink: Sink) -> None:
                 cell.line(statement.lineno),
                 "the parameters cell assigns literals only, one name each (the runner overrides them)",
             )
-    for name in REQUIRED_PARAMETERS:
+    for name in RUN_PARAMETERS:
         if name not in names:
-            sink.error(notebook.path, cell.marker_line, f"the parameters cell does not define {name!r}")
+            sink.error(
+                notebook.path,
+                cell.marker_line,
+                f"the parameters cell does not define {name!r}, which drillbook run sets "
+                f"({', '.join(RUN_PARAMETERS)}): add {name} = {RUN_PARAMETERS[name]}",
+            )
 
 
 def _literal(node: ast.expr) -> bool:

@@ -134,6 +134,15 @@ def test_a_notebook_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> N
     assert re.search(rf"{re.escape(str(book))}:\d+: not UTF-8 text \(byte 0xe9\)", done.stderr), done.stderr
 
 
+def test_a_notebook_without_a_parameter_run_sets_says_what_to_add(tmp_path: Path) -> None:
+    book = notebook(tmp_path, "old", "print(env)")
+    book.write_text(book.read_text().replace('confirm = ""\n', ""))
+    done = drillbook("run", str(book), "--out", str(tmp_path / "out"))
+    assert done.returncode == 4
+    assert f"{book}: its parameters cell does not define confirm" in done.stderr
+    assert 'add confirm = ""' in done.stderr
+
+
 def test_a_syntax_error_is_found_before_any_cell_runs_and_the_record_names_it(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
     book = notebook(

@@ -328,3 +328,11 @@ def test_a_secret_written_into_a_notebook_or_a_page_is_an_error_at_its_line(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     found = [m for m in messages(run(repo, today=TODAY)) if "shaped like a secret" in m]
     assert [m.split(": error:")[0] for m in found] == [f"{relative}:7"]
+
+
+def test_a_notebook_without_a_parameter_that_run_sets_is_told_what_to_add(repo: Path) -> None:
+    path = repo / "notebooks" / "service-down.py"
+    path.write_text(path.read_text(encoding="utf-8").replace('confirm = ""\n', "\n"), encoding="utf-8")
+    found = [m for m in messages(run(repo, today=TODAY)) if "does not define 'confirm'" in m]
+    assert len(found) == 1
+    assert 'which drillbook run sets (env, apply, confirm): add confirm = ""' in found[0]
