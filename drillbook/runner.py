@@ -501,8 +501,10 @@ def _first_syntax_error(nb: nbformat.NotebookNode) -> str | None:
             continue
         if any(line.lstrip().startswith(("%", "!")) for line in cell.source.splitlines()):
             continue
-        try:
-            ast.parse(cell.source)
+        try:  # as IPython compiles a cell: a top-level `await` is allowed
+            compile(
+                cell.source, f"<cell {index}>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+            )
         except SyntaxError as exc:
             return f"cell {index}, line {exc.lineno}: SyntaxError: {exc.msg}; nothing ran"
     return None

@@ -14,6 +14,7 @@ from drillbook.errors import RecordError
 from drillbook.runner import (
     CellRecord,
     RunRecord,
+    _first_syntax_error,
     inject_parameters,
     new_run_folder,
     notebook_parameters,
@@ -195,3 +196,10 @@ def test_every_secret_shape_of_the_corpus_is_masked(name: str, text: str, secret
 @pytest.mark.parametrize("text", PROSE)
 def test_prose_that_names_a_secret_is_left_as_written(text: str) -> None:
     assert Redactor().text(text) == text
+
+
+def test_a_cell_with_a_top_level_await_is_valid_as_ipython_runs_it() -> None:
+    nb = jupytext.reads(NOTEBOOK + "\n# %%\nimport asyncio\nawait asyncio.sleep(0)\n", fmt="py:percent")
+    assert _first_syntax_error(nb) is None
+    broken = jupytext.reads(NOTEBOOK + "\n# %%\nif True\n    pass\n", fmt="py:percent")
+    assert _first_syntax_error(broken) == "cell 3, line 1: SyntaxError: expected ':'; nothing ran"
