@@ -309,7 +309,13 @@ def check_failing_skill(
         return CheckResult("failing-skill", Status.OK, f"no skill fails {crit:.0%} of its calls", evidence)
     carried = sum(r["errors"] for r in failing) / all_errors if all_errors else 0.0
     names = ", ".join(r["skill"] for r in failing)
-    if len(failing) * 2 > len(active) or carried < 0.8:
+    # With a few calls per skill, a failure that hits every call alike still leaves some skills
+    # above `crit` and others below by chance: how likely are the failing skills' errors if every
+    # call failed at the rate of all of them together?
+    pooled = all_errors / max(1, sum(r["calls"] for r in rows))
+    chance = _chance_of_failures(sum(r["errors"] for r in failing), sum(r["calls"] for r in failing), pooled)
+    evidence["chance_if_shared"] = round(chance, 4)
+    if len(failing) * 2 > len(active) or carried < 0.8 or chance >= SHARED_CAUSE_CHANCE:
         return CheckResult(
             "failing-skill",
             Status.OK,

@@ -87,6 +87,17 @@ def test_every_skill_failing_alike_is_a_shared_cause_not_one_skill(monkeypatch: 
     assert outcome.evidence["skill"] == "a"
 
 
+def test_skills_apart_by_chance_under_a_shared_failure_are_not_blamed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # half of all calls fail alike; with 7 to 17 calls a skill, two land above 20 % and two below
+    rows = [row("classify", 17, 11, "internal_error"), row("extract", 9, 6), row("a", 7, 1), row("b", 7, 1)]
+    skills(monkeypatch, rows)
+    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15))
+    assert outcome.status is Status.OK, outcome.summary
+    assert outcome.evidence["chance_if_shared"] >= flags.SHARED_CAUSE_CHANCE
+
+
 def test_unreadable_usage_log_is_unknown_and_still_names_a_skill(monkeypatch: pytest.MonkeyPatch) -> None:
     def down(target: Targets, since: timedelta) -> list[dict[str, Any]]:
         raise ProbeError("cannot connect to PostgreSQL: refused", target="db:5432/app")
