@@ -244,6 +244,7 @@ def test_on_a_terminal_the_running_cell_shows_with_the_time_it_has_run(tmp_path:
     done = subprocess.run(  # `script` gives the command a terminal, as an on-call engineer's shell does
         ["script", "-qfec", shlex.join(command), str(typescript)],
         cwd=ROOT, capture_output=True, timeout=120, check=False,
+        env={**os.environ, "TERM": "xterm-256color"},  # a CI runner may say TERM=dumb: no live display
     )  # fmt: skip
     assert done.returncode == 0, done.stdout
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", typescript.read_bytes().decode("utf-8", "replace"))
