@@ -575,14 +575,12 @@ class RecordJournal:
     def __init__(self, folder: Path, stem: str, redactor: Redactor, *, own_folder: bool = False) -> None:
         self.folder, self.stem, self.redactor = folder, stem, redactor
         self._own_folder = own_folder
-        self.last: RunRecord | None = None  # what was written last: the record of an interrupted run
 
     @property
     def path(self) -> Path:
         return self.folder / f"{self.stem}.json"
 
     def __call__(self, record: RunRecord) -> None:
-        self.last = record
         if self._own_folder:
             self.folder, self._own_folder = new_run_folder(self.folder.parent, self.folder.name), False
         try:
