@@ -14,7 +14,7 @@ import httpx
 from checks._errors import ProbeError
 from checks._result import CheckResult, Status
 from checks._transport import session
-from checks.targets import Targets
+from checks.targets import HealthContract, Targets
 
 __all__ = [
     "LatencySample",
@@ -28,25 +28,42 @@ __all__ = [
 ]
 
 
+# The status words of the health bodies in common use, by the band they mean: the IETF health
+# check draft (pass/warn/fail), Spring Boot (UP/DOWN/OUT_OF_SERVICE), and the ok/healthy/degraded
+# family. Compared lower-case, with "-" and " " read as "_". An environment adds its own words
+# under `health` in environments.yml.
+_WORDS: Mapping[Status, frozenset[str]] = {
+    Status.OK: frozenset({"ok", "pass", "up", "healthy", "green", "serving", "available"}),
+    Status.WARN: frozenset({"warn", "warning", "degraded", "yellow", "partial"}),
+    Status.CRIT: frozenset(
+        {"fail", "failed", "down", "out_of_service", "unhealthy", "error", "critical", "red", "not_serving"}
+    ),
+}
+
+
 def check_health(
     target: Targets | str,
     *,
-    path: str = "/health",
+    path: str | None = None,
     timeout_s: float | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
-    """Read the service's health JSON and judge it.
+    """Ask the service's health endpoint and judge the answer, HTTP status first.
 
-    OK when it answers 200 with status "ok"; WARN when it says "degraded";
-    CRIT when it says "down", answers another error status, or cannot be reached
-    at all (then availability is 0, which the severity policy reads).
+    The body's status word, when it is one the environment's health contract knows, sets the
+    band: OK ("ok", "pass", "UP", "healthy", ...), WARN ("degraded", "warn"), CRIT ("down",
+    "fail", "OUT_OF_SERVICE", ...); an error status turns an OK word into CRIT. A body with no
+    word it knows is judged by the status alone: 2xx OK, 5xx CRIT. A 4xx without a known word
+    says nothing about the service (no health route at this path, or it needs credentials):
+    UNKNOWN. An unreachable service is CRIT, with availability 0, which the severity policy reads.
     """
+    contract = target.health if isinstance(target, Targets) else HealthContract()
     if isinstance(target, Targets):
         base = target.endpoint("api")
         timeout_s = timeout_s if timeout_s is not None else target.query.timeout_seconds
     else:
         base = target
-    url = base.rstrip("/") + path
+    url = base.rstrip("/") + (path or contract.path)
     timeout = timeout_s if timeout_s is not None else 5.0
     started = time.perf_counter()
     try:
@@ -57,7 +74,7 @@ def check_health(
     except httpx.TransportError as exc:
         return _unreachable(url, f"{type(exc).__name__}: {exc}")
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return _judge(url, response, latency_ms)
+    return _judge(url, response, latency_ms, contract)
 
 
 def _unreachable(url: str, error: str) -> CheckResult:
@@ -71,54 +88,104 @@ def _unreachable(url: str, error: str) -> CheckResult:
     )
 
 
-def _judge(url: str, response: httpx.Response, latency_ms: float) -> CheckResult:
+def _band(word: object, contract: HealthContract) -> Status | None:
+    """The band a status word means under `contract`, None for a word it does not know."""
+    if not isinstance(word, str):
+        return None
+    key = word.strip().lower().replace("-", "_").replace(" ", "_")
+    own = {Status.OK: contract.ok, Status.WARN: contract.warn, Status.CRIT: contract.crit}
+    for status, words in own.items():
+        if key in {w.lower().replace("-", "_").replace(" ", "_") for w in words}:
+            return status
+    return next((status for status, words in _WORDS.items() if key in words), None)
+
+
+def _dependencies(body: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Each dependency's (status word, error) from whichever map the body carries: `dependencies`
+    (name -> {status, error}), Spring Boot's `components`, or the IETF draft's `checks`
+    (name -> [{status, output}, ...], one entry per instance: the worst one counts)."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for key in ("dependencies", "components", "details"):
+        for name, dep in (body.get(key) or {}).items() if isinstance(body.get(key), dict) else ():
+            if isinstance(dep, dict) and "status" in dep:
+                found[name] = (dep["status"], dep.get("error") or dep.get("output"))
+    checks = body.get("checks")
+    if isinstance(checks, dict):
+        for name, entries in checks.items():
+            entries = entries if isinstance(entries, list) else [entries]
+            states = [e for e in entries if isinstance(e, dict) and "status" in e]
+            if states:
+                worst = max(states, key=lambda e: _rank(e["status"]))
+                found[name] = (worst["status"], worst.get("output") or worst.get("error"))
+    return found
+
+
+def _rank(word: object) -> int:
+    band = _band(word, HealthContract())
+    return band.rank if band is not None else Status.UNKNOWN.rank
+
+
+def _judge(url: str, response: httpx.Response, latency_ms: float, contract: HealthContract) -> CheckResult:
+    code = response.status_code
     try:
         body = response.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict):
-        return CheckResult(
-            name="health",
-            status=Status.CRIT,
-            summary=f"HTTP {response.status_code} without a health document",
-            evidence={"url": url, "http_status": response.status_code, "body": response.text[:200]},
-            remedy="The health route is broken or something else answers on this address.",
-            measurements={"availability": 0.0} if response.status_code >= 500 else {},
-        )
-    state = str(body.get("status", "unknown"))
-    dependencies = body.get("dependencies") or {}
+    body = body if isinstance(body, dict) else {}
+    word = body.get("status")
+    band = _band(word, contract)
+    dependencies = _dependencies(body)
     failing = {
-        name: dep.get("error") or dep.get("status")
-        for name, dep in dependencies.items()
-        if isinstance(dep, dict) and dep.get("status") != "ok"
+        name: error or state
+        for name, (state, error) in dependencies.items()
+        if _band(state, contract) is not Status.OK
     }
-    evidence: dict[str, Any] = {
-        "url": url,
-        "http_status": response.status_code,
-        "status": state,
-        "version": body.get("version"),
-        "latency_ms": latency_ms,
-        "dependencies": {
-            name: dep.get("status") for name, dep in dependencies.items() if isinstance(dep, dict)
-        },
-    }
+    evidence: dict[str, Any] = {"url": url, "http_status": code, "latency_ms": latency_ms}
+    if word is not None:
+        evidence["status"] = word
+    if body.get("version") is not None:
+        evidence["version"] = body["version"]
+    if dependencies:
+        evidence["dependencies"] = {name: state for name, (state, _) in dependencies.items()}
     if failing:
         evidence["failing"] = failing
-    if response.status_code == 200 and state == "ok":
-        return CheckResult("health", Status.OK, f"healthy (version {body.get('version')})", evidence)
-    detail = ", ".join(f"{name}: {why}" for name, why in failing.items()) or "no dependency named"
-    if state == "degraded":
+    detail = ", ".join(f"{name}: {why}" for name, why in failing.items())
+    said = f"status {word!r}" if word is not None else "no status in the body"
+    if band is None and 400 <= code < 500:
+        return CheckResult(
+            "health",
+            Status.UNKNOWN,
+            f"HTTP {code} from {url} and {said}: this says nothing about the service",
+            evidence,
+            remedy=(
+                "No health route at this path, or it needs credentials: set `health.path` of this "
+                "environment in environments.yml to the service's health endpoint."
+            ),
+        )
+    if band is None:
+        band = Status.OK if code < 400 else Status.CRIT
+        if word is not None:
+            said += " (a word the health contract does not know; add it under `health` in environments.yml)"
+    elif band is Status.OK and code >= 400:
+        band = Status.CRIT  # the body says fine, the server says it cannot serve: believe the worse
+    if band is Status.OK:
+        version = f" (version {body['version']})" if body.get("version") is not None else ""
+        summary = f"healthy{version}: HTTP {code}, {said}"
+        if failing:
+            summary += f"; not healthy: {detail}"
+        return CheckResult("health", Status.OK, summary, evidence)
+    if band is Status.WARN:
         return CheckResult(
             "health",
             Status.WARN,
-            f"degraded ({detail})",
+            f"degraded: HTTP {code}, {said}" + (f" ({detail})" if detail else ""),
             evidence,
             remedy="Follow the runbook of the failing dependency.",
         )
     return CheckResult(
         "health",
         Status.CRIT,
-        f"HTTP {response.status_code}, status {state} ({detail})",
+        f"HTTP {code}, {said}" + (f" ({detail})" if detail else ""),
         evidence,
         remedy="Follow the runbook of the failing dependency; if none is named, restart the service.",
         measurements={"availability": 0.0},

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from checks._errors import ConfigError
 from checks._policy import load_environments, policy_dir
 
-__all__ = ["QueryDefaults", "Targets", "sandbox_state_path"]
+__all__ = ["HealthContract", "QueryDefaults", "Targets", "sandbox_state_path"]
 
 STATE_VARIABLE = "DRILLBOOK_SANDBOX_STATE"
 SANDBOX_DIR_VARIABLE = "DRILLBOOK_SANDBOX_DIR"
@@ -42,6 +42,22 @@ class QueryDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthContract:
+    """Where an environment's service reports its health, and the words it uses beyond the common
+    ones (`checks.http` knows the IETF draft's, Spring Boot's and the ok/healthy/degraded family)."""
+
+    path: str = "/health"
+    ok: tuple[str, ...] = ()
+    warn: tuple[str, ...] = ()
+    crit: tuple[str, ...] = ()
+
+    @classmethod
+    def from_policy(cls, spec: Mapping[str, Any]) -> HealthContract:
+        words = {band: tuple(spec.get(band, ())) for band in ("ok", "warn", "crit")}
+        return cls(path=spec.get("path", "/health"), **words)
+
+
+@dataclass(frozen=True, slots=True)
 class Targets:
     """The endpoints of one environment and how to act on it."""
 
@@ -56,6 +72,7 @@ class Targets:
     platform: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     secret_variables: Mapping[str, str] = field(default_factory=dict)
     query: QueryDefaults = field(default_factory=QueryDefaults)
+    health: HealthContract = field(default_factory=HealthContract)
     # Secrets a throwaway sandbox generated at start-up; never printed.
     local_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -88,6 +105,7 @@ class Targets:
             platform=platform,
             secret_variables=dict(spec.get("secrets", {})),
             query=QueryDefaults(**spec.get("query_defaults", {})),
+            health=HealthContract.from_policy(spec.get("health", {})),
             local_secrets=local_secrets,
         )
 
