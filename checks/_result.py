@@ -19,7 +19,7 @@ ACTION_MIME = "application/vnd.drillbook.action+json"
 SEVERITY_MIME = "application/vnd.drillbook.severity+json"
 
 # What came of a mitigation step (checks.actions says what each state means).
-OutcomeState = Literal["planned", "changed", "unchanged", "held", "refused", "failed"]
+OutcomeState = Literal["planned", "changed", "unchanged", "skipped", "held", "refused", "failed"]
 # A run stops after a step that ends in one of these: nothing after it may assume it worked.
 STOPPING_STATES: frozenset[OutcomeState] = frozenset({"refused", "failed"})
 
@@ -36,8 +36,13 @@ def observed_change(before: Any, after: Any) -> str:
 
 
 class Status(enum.Enum):
-    """How a check judged what it observed, from best to worst."""
+    """How a check judged what it observed, from best to worst.
 
+    NOT_APPLICABLE is no judgement: the environment lacks what the check needs (a signal it
+    does not export, an adapter it does not have); it is neither a finding nor an error.
+    """
+
+    NOT_APPLICABLE = "N/A"
     OK = "OK"
     WARN = "WARN"
     UNKNOWN = "UNKNOWN"
@@ -52,9 +57,20 @@ class Status(enum.Enum):
         """The worst of `statuses`; OK when there are none."""
         return max(statuses, key=lambda s: s.rank, default=cls.OK)
 
+    @property
+    def problem(self) -> bool:
+        """Whether this is an observed problem (WARN or CRIT): what a mitigation may act on."""
+        return self in (Status.WARN, Status.CRIT)
 
-_RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
-_ICON = {Status.OK: "🟢", Status.WARN: "🟡", Status.UNKNOWN: "⚪", Status.CRIT: "🔴"}
+
+_RANK = {Status.NOT_APPLICABLE: -1, Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
+_ICON = {
+    Status.NOT_APPLICABLE: "⚫",
+    Status.OK: "🟢",
+    Status.WARN: "🟡",
+    Status.UNKNOWN: "⚪",
+    Status.CRIT: "🔴",
+}
 
 
 def utcnow() -> datetime:
@@ -91,8 +107,16 @@ class CheckResult:
     def ok(self) -> bool:
         return self.status is Status.OK
 
+    @property
+    def applies(self) -> bool:
+        """Whether the check applied to this environment (anything but NOT_APPLICABLE)."""
+        return self.status is not Status.NOT_APPLICABLE
+
     def raise_for_status(self) -> CheckResult:
-        """Return self when OK; raise `CheckFailed` (WARN, CRIT) or `ProbeError` (UNKNOWN)."""
+        """Return self when OK or not applicable; raise `CheckFailed` (WARN, CRIT) or `ProbeError`
+        (UNKNOWN)."""
+        if self.status is Status.NOT_APPLICABLE:
+            return self
         if self.status is Status.UNKNOWN:
             raise ProbeError(f"{self.name}: {self.summary}", target=self.name)
         if self.status is not Status.OK:
@@ -127,7 +151,7 @@ class CheckResult:
         if self.evidence:
             lines.append("")
             lines.extend(f"- {key}: `{_inline(value)}`" for key, value in self.evidence.items())
-        if self.remedy and not self.ok:
+        if self.remedy and not self.ok and self.applies:
             lines += ["", f"*Remedy:* {self.remedy}"]
         return "\n".join(lines)
 
@@ -141,3 +165,30 @@ class CheckResult:
 def _inline(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text.replace("`", "'")
+
+
+def ladder(value: float, *, warn: float, crit: float, worse: Literal["above", "below"] = "above") -> Status:
+    """The one OK/WARN/CRIT ladder: CRIT from `crit`, WARN from `warn`, OK short of both.
+
+    `worse="above"` (an error ratio, a latency): bands start at their threshold, inclusive.
+    `worse="below"` (a hit rate, free memory): CRIT under `crit`, WARN under `warn`.
+    """
+    if worse == "above":
+        return Status.CRIT if value >= crit else Status.WARN if value >= warn else Status.OK
+    return Status.CRIT if value < crit else Status.WARN if value < warn else Status.OK
+
+
+def unobserved(
+    name: str, missing: str, *, configure: str = "", evidence: Mapping[str, Any] | None = None
+) -> CheckResult:
+    """The verdict of a check that could not observe: UNKNOWN, saying what was missing and, when
+    configuration can fix it, how. Never OK: no data is not good news."""
+    return CheckResult(name, Status.UNKNOWN, missing, dict(evidence or {}), remedy=configure)
+
+
+def not_applicable(name: str, needs: str, *, configure: str = "") -> CheckResult:
+    """The verdict of a check that the environment cannot answer: it lacks what the check needs."""
+    remedy = configure or "Nothing to do unless this environment has it: then declare it in environments.yml."
+    return CheckResult(
+        name, Status.NOT_APPLICABLE, f"not applicable here: needs {needs}", {"needs": needs}, remedy
+    )

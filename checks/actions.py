@@ -10,8 +10,10 @@ Every step ends in one `Outcome` state, and only `changed` says the target chang
     changed     applied, and the target is not what it was (before and after differ)
     unchanged   no change needed: the checks it acts on are OK, or the target
                 already was as wanted
-    held        nothing changed: no problem was observed (only UNKNOWN evidence), or
-                a precondition failed, or a gate inside the step stopped it
+    skipped     not applied: none of its evidence observed a problem, and some of it
+                could not observe (UNKNOWN) or does not apply here (N/A); or the step
+                needs something this environment does not have
+    held        nothing changed: a precondition failed, or a gate inside the step stopped it
     refused     the environment's gate refused it (production without a confirmation)
     failed      it ran and the platform reported a failure; what changed is unknown
 """
@@ -28,7 +30,7 @@ from typing import Any, Literal
 
 from checks._admin import admin_call, admin_state
 from checks._errors import ActionFailed, CheckError, ConfigError
-from checks._result import ACTION_MIME, CheckResult, OutcomeState, Status, observed_change, utcnow
+from checks._result import ACTION_MIME, CheckResult, OutcomeState, observed_change, utcnow
 from checks.targets import Targets
 
 __all__ = [
@@ -54,10 +56,14 @@ __all__ = [
     "warm_cache",
 ]
 
+#: The capability of an environment whose service has the reference service's admin API.
+REFERENCE_ADMIN = "reference-admin"
+
 _HEADS: dict[OutcomeState, str] = {
     "planned": "📝 Dry run",
     "changed": "✅ Changed",
     "unchanged": "⚪ No change needed",
+    "skipped": "⏭️ Skipped, nothing changed",
     "held": "⏸️ Held, nothing changed",
     "refused": "⛔ Refused, nothing changed",
     "failed": "❌ Failed",
@@ -156,6 +162,15 @@ class Action(ABC):
     def apply(self) -> Effect:
         """Make the change and say what it observed. Raise `ActionFailed` on failure."""
 
+    def lacking(self) -> str | None:
+        """What this environment lacks for the step (an adapter, a platform command), or None."""
+        return None
+
+
+def _unplanned(action: Action, environment: str) -> Plan:
+    """The plan of a step that cannot be planned here: its name, and nothing it would change."""
+    return Plan(action=action.name, environment=environment, target="-", changes=())
+
 
 @dataclass(frozen=True, slots=True)
 class Gate:
@@ -174,24 +189,29 @@ class Gate:
         """Plan `action` and, when allowed, apply it; never raises for a refusal or a failure.
 
         With `evidence`, the action is applied only when one of those results observed a
-        problem (WARN or CRIT): a restart is not a remedy for a healthy service, and a
-        check that could not observe (UNKNOWN) is no reason to change anything.
+        problem (WARN or CRIT): a restart is not a remedy for a healthy service, and a check
+        that could not observe (UNKNOWN) or does not apply here (N/A) is no reason to change
+        anything. Such a step is `skipped`, and says which evidence was missing.
         """
+        if (lacking := action.lacking()) is not None:
+            return Outcome(
+                _unplanned(action, self.environment), "skipped", f"not applicable here: needs {lacking}"
+            )
         plan = action.plan()
         results = None if evidence is None else list(evidence)
-        observed = results is None or any(r.status in (Status.WARN, Status.CRIT) for r in results)
+        observed = results is None or any(r.status.problem for r in results)
         if not self.apply:
             reason = "dry run; run with apply=True to make this change"
             if not observed:
                 reason += " (not needed now: no check it depends on observed a problem)"
             return Outcome(plan, "planned", reason)
         if not observed:
-            unknown = [r.name for r in results or () if r.status is Status.UNKNOWN]
-            if unknown:
+            blind = [f"{r.name} ({r.status.value}: {r.summary})" for r in results or () if not r.ok]
+            if blind:
                 return Outcome(
-                    plan, "held",
-                    f"no problem observed: {', '.join(unknown)} could not be observed, and a mitigation "
-                    "acts only on an observed problem",
+                    plan, "skipped",
+                    f"skipped: could not observe {'; '.join(blind)}. A mitigation acts only on an "
+                    "observed problem",
                 )  # fmt: skip
             return Outcome(plan, "unchanged", "no change needed: every check it depends on is OK")
         if self.policy == "confirm" and self.confirm != self.environment:
@@ -233,6 +253,12 @@ class RestartService(Action):
             )
         platform_name = self.targets.service_name(self.service)
         return tuple(part.replace("{service}", platform_name) for part in template)
+
+    def lacking(self) -> str | None:
+        if self.targets.platform.get("restart"):
+            return None
+        where = f"platform.restart of {self.targets.environment!r} in environments.yml"
+        return f"a platform restart command ({where})"
 
     def plan(self) -> Plan:
         argv = self._argv()
@@ -285,6 +311,9 @@ class AdminChange(Action):
     what: str
     wanted: Any
     reading: tuple[str, ...] = ()
+
+    def lacking(self) -> str | None:
+        return self.targets.lacks(REFERENCE_ADMIN)
 
     def _current(self) -> str:
         if not self.reading:

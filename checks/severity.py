@@ -102,7 +102,7 @@ def classify(
         reasons = _met(level, worst)
         if reasons:
             return Classification(level, tuple(reasons), worst)
-    failing = [r for r in results if not r.ok]
+    failing = [r for r in results if not r.ok and r.applies]
     if failing:
         names = ", ".join(f"{r.name} {r.status.value}" for r in failing)
         reason = f"{names}; no quantitative trigger met, so the least severe level: judge the impact"

@@ -73,6 +73,10 @@ class Targets:
     secret_variables: Mapping[str, str] = field(default_factory=dict)
     query: QueryDefaults = field(default_factory=QueryDefaults)
     health: HealthContract = field(default_factory=HealthContract)
+    # What the environment has beyond endpoints, such as the reference service's admin API
+    # (`reference-admin`) or its tables (`reference-tables`); a step that needs one it lacks
+    # is not applicable here.
+    capabilities: frozenset[str] = frozenset()
     # Secrets a throwaway sandbox generated at start-up; never printed.
     local_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -106,6 +110,7 @@ class Targets:
             secret_variables=dict(spec.get("secrets", {})),
             query=QueryDefaults(**spec.get("query_defaults", {})),
             health=HealthContract.from_policy(spec.get("health", {})),
+            capabilities=frozenset(spec.get("capabilities", ())),
             local_secrets=local_secrets,
         )
 
@@ -115,6 +120,12 @@ class Targets:
         if not value:
             raise ConfigError(f"environment {self.environment!r} declares no {name} endpoint")
         return value
+
+    def lacks(self, capability: str) -> str | None:
+        """None when the environment has `capability`; else what to say about the step that needs it."""
+        if capability in self.capabilities:
+            return None
+        return f"{capability!r} (declare it under capabilities of {self.environment!r} in environments.yml)"
 
     def service_name(self, service: str) -> str:
         """The platform's name for a logical service (`api` may be `reference-api` in a cluster)."""

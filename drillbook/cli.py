@@ -52,11 +52,18 @@ app = typer.Typer(
 incident_app = typer.Typer(help="Incident records: post-mortem drafts from the runs of an incident.")
 app.add_typer(incident_app, name="incident")
 
-_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "bold red"}
+_STYLE = {
+    Status.NOT_APPLICABLE: "dim",
+    Status.OK: "green",
+    Status.WARN: "yellow",
+    Status.UNKNOWN: "magenta",
+    Status.CRIT: "bold red",
+}
 _ACTION_STYLE = {
     "planned": "cyan",
     "changed": "green",
     "unchanged": "dim",
+    "skipped": "magenta",
     "held": "yellow",
     "refused": "bold red",
     "failed": "bold red",
@@ -69,7 +76,12 @@ class Exit(enum.IntEnum):
     USAGE = 2
     REFUSED = 3
     ERROR = 4
+    UNOBSERVED = 5
     INTERRUPTED = 130  # what a shell reports for a command stopped by Ctrl-C (128 + SIGINT)
+
+
+# Which exit code of several runs `diagnose` reports: the first of these that any run gave.
+_GRAVEST_FIRST = (Exit.ERROR, Exit.REFUSED, Exit.FINDINGS, Exit.UNOBSERVED, Exit.HEALTHY)
 
 
 class Terminal:
@@ -430,7 +442,7 @@ def diagnose(
             term.say("[red]interrupted[/]: no further runbook was started; records: {}", folder, err=True)
             raise typer.Exit(Exit.INTERRUPTED) from None
     term.say("records: {}", folder, err=True)
-    raise typer.Exit(Exit.ERROR if Exit.ERROR in codes else max(codes, default=Exit.HEALTHY))
+    raise typer.Exit(next(code for code in _GRAVEST_FIRST if code in codes or code is Exit.HEALTHY))
 
 
 def _diagnose(
@@ -456,7 +468,8 @@ def _diagnose(
         write_outputs(execution, folder, redactor=term.redactor)
         code = _exit_code(record)
         codes.append(code)
-        worst = [r for r in record.results() if not r.ok]
+        results = record.results()
+        worst = [r for r in results if not r.ok and r.applies]
         if record.error:
             verdict = f"[red]error[/] {term.clean(record.headline or '')}"
         elif worst:
@@ -465,9 +478,11 @@ def _diagnose(
             )
         else:
             verdict = "[green]OK[/]"
+        if missing := [r.name for r in results if not r.applies]:
+            verdict += f" [dim](not applicable here: {term.clean(', '.join(missing))})[/]"
         level = (record.severity or {}).get("level") or "-"
-        mark = (
-            "[green]✔[/]" if code is Exit.HEALTHY else "[red]✘[/]" if code is Exit.ERROR else "[yellow]![/]"
+        mark = {Exit.HEALTHY: "[green]✔[/]", Exit.ERROR: "[red]✘[/]", Exit.UNOBSERVED: "[magenta]?[/]"}.get(
+            code, "[yellow]![/]"
         )
         term.say(
             f"{mark} {{}} {record.duration_s or 0:6.2f}s  {{}}  {verdict}",
@@ -536,7 +551,10 @@ def _exit_code(record: RunRecord) -> Exit:
         return Exit.REFUSED
     if record.error or "failed" in states:
         return Exit.ERROR
-    return Exit.HEALTHY if all(r.ok for r in record.results()) else Exit.FINDINGS
+    statuses = {r.status for r in record.results()}
+    if any(status.problem for status in statuses):
+        return Exit.FINDINGS
+    return Exit.UNOBSERVED if Status.UNKNOWN in statuses or "skipped" in states else Exit.HEALTHY
 
 
 # --------------------------------------------------------------------------- severity and escalation

@@ -321,6 +321,9 @@ ACTION_CELLS = (
         def plan(self):
             return Plan(self.name, env, "the answer", ("the answer → 42",))
 
+        def lacking(self):
+            return "an answer service" if case == "skipped" else None
+
         def apply(self):
             if case == "failed":
                 raise ActionFailed("the platform said no")
@@ -379,6 +382,7 @@ def test_the_record_is_on_disk_before_the_first_cell_and_grows_as_cells_end(tmp_
         ("changed", ("--apply",), "changed", 0, [41, 42], True),
         ("unchanged", ("--apply",), "unchanged", 0, [42, 42], True),
         ("held", ("--apply",), "held", 0, [None, None], True),
+        ("skipped", ("--apply",), "skipped", 5, [None, None], True),
         ("changed", ("--env", "production", "--apply"), "refused", 3, [None, None], False),
         ("failed", ("--apply",), "failed", 4, [None, None], False),
     ],

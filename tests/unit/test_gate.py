@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import ConfigError, Gate, Status, restart_service
+from checks import Gate, Status, restart_service, set_rollout_percentage
 from checks.testing import result, targets
 
 Marker = tuple[tuple[str, ...], Path]
@@ -70,16 +70,34 @@ def test_an_observed_problem_applies_the_action(restart_marker: Marker, status: 
     assert marker.exists()
 
 
-def test_unknown_evidence_holds_the_action_and_names_what_could_not_be_observed(
-    restart_marker: Marker,
+@pytest.mark.parametrize("blind", [Status.UNKNOWN, Status.NOT_APPLICABLE])
+def test_evidence_that_could_not_observe_skips_the_action_and_names_what_was_missing(
+    restart_marker: Marker, blind: Status
 ) -> None:
     argv, marker = restart_marker
     t = targets(platform={"restart": argv})
-    evidence = [result("health"), result("errors", Status.UNKNOWN)]
+    evidence = [result("health"), result("errors", blind)]
     outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=evidence)
-    assert outcome.state == "held"
-    assert "errors could not be observed" in outcome.reason
+    assert outcome.state == "skipped"
+    assert outcome.reason.startswith("skipped: could not observe errors")
     assert not marker.exists()
+
+
+def test_unknown_evidence_beside_an_observed_problem_still_applies(restart_marker: Marker) -> None:
+    argv, marker = restart_marker
+    t = targets(platform={"restart": argv})
+    evidence = [result("errors", Status.UNKNOWN), result("health", Status.CRIT)]
+    assert Gate.for_targets(t, apply=True).run(restart_service(t, "api"), evidence=evidence).changed
+    assert marker.exists()
+
+
+def test_a_switch_of_the_reference_admin_api_is_not_applicable_where_there_is_none() -> None:
+    t = targets(platform={"restart": ("true",)})
+    outcome = Gate.for_targets(t, apply=True).run(
+        set_rollout_percentage(t, 0), evidence=[result("rollout", Status.CRIT)]
+    )
+    assert outcome.state == "skipped"
+    assert "not applicable here: needs 'reference-admin'" in outcome.reason
 
 
 def test_a_failing_platform_command_is_a_failed_outcome_with_its_output() -> None:
@@ -90,7 +108,8 @@ def test_a_failing_platform_command_is_a_failed_outcome_with_its_output() -> Non
     assert not outcome.changed
 
 
-def test_an_environment_without_a_restart_command_is_a_config_error() -> None:
+def test_an_environment_without_a_restart_command_skips_the_restart_and_says_what_to_declare() -> None:
     t = targets(platform={})
-    with pytest.raises(ConfigError, match=r"platform\.restart"):
-        Gate.for_targets(t).run(restart_service(t, "api"))
+    outcome = Gate.for_targets(t, apply=True).run(restart_service(t, "api"))
+    assert outcome.state == "skipped"
+    assert "platform.restart" in outcome.reason

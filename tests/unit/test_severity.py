@@ -75,3 +75,8 @@ def test_escalation_accumulates_steps_and_says_when_the_next_one_is_due() -> Non
     assert [c.key for c in later.page] == ["primary-oncall", "incident-commander", "secondary-oncall"]
     assert "engineering-manager" in [c.key for c in later.notify]
     assert later.next_step_in == timedelta(minutes=10)
+
+
+def test_a_step_that_does_not_apply_here_suggests_no_level() -> None:
+    classification = classify([result("health"), result("rollout", Status.NOT_APPLICABLE)])
+    assert classification.level is None
