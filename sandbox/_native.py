@@ -753,7 +753,8 @@ class NativeDriver(Driver):
 
 
 def _bootstrap_database(admin_dsn: str, app_dsn: str) -> None:
-    """Create the application role and database, then apply the schema as that role."""
+    """Create the application role, its database and the reserved role; then apply the
+    schema as the application role."""
     schema = (PACKAGE_DIR / "sql" / "schema.sql").read_text()
     try:
         with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=2) as conn:
@@ -761,6 +762,7 @@ def _bootstrap_database(admin_dsn: str, app_dsn: str) -> None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
             conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))  # all sessions' stats
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(role, role))
+            conn.execute((PACKAGE_DIR / "sql" / "reserved-role.sql").read_bytes())  # the responder's way in
         with psycopg.connect(app_dsn, connect_timeout=2) as conn:
             conn.execute(schema.encode())  # no parameters: several statements in one call
     except psycopg.Error as exc:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import redis
 import yaml
 
@@ -58,6 +59,9 @@ BAD_ROLLOUT_MAX_TOKENS = 32_000  # above the atlas-2 model's 16384 limit
 ERROR_SHARE = 0.5
 ADDED_LATENCY_MS = 2500
 TOKEN_MULTIPLIER = 10.0
+LEAKING_APPLICATION = "drillbook-report-job"  # as the chaos agent's leak names its sessions
+SLOT_CONNECT_TIMEOUT_S = 2
+MAX_HELD_SLOTS = 1000  # a bound on the loop, far above the sandbox's max_connections
 
 
 class FaultError(SandboxError):
@@ -105,6 +109,7 @@ class Injector:
         self.endpoints = state["endpoints"]
         self.admin_token = state["secrets"]["admin_token"]
         self.chaos = read_chaos_access(chaos_path())
+        self.held: list[psycopg.Connection[Any]] = []  # db-slots-full: this process holds them
         self.steps: dict[str, tuple[Step, Step]] = {
             "service-down": (lambda: driver.stop("api"), lambda: driver.start("api")),
             "error-burst": (
@@ -131,6 +136,7 @@ class Injector:
                 lambda: self._agent("db-pool-exhausted", active=True),
                 lambda: self._agent("db-pool-exhausted", active=False),
             ),
+            "db-slots-full": (self._take_every_slot, self._release_slots),
             "db-lock-contention": (
                 lambda: self._agent("db-lock-contention", active=True),
                 lambda: self._agent("db-lock-contention", active=False),
@@ -174,6 +180,8 @@ class Injector:
             step()
         except redis.RedisError as exc:
             raise FaultError(f"{name}: Redis refused a step: {type(exc).__name__}: {exc}") from exc
+        except psycopg.Error as exc:
+            raise FaultError(f"{name}: PostgreSQL refused a step: {type(exc).__name__}: {exc}") from exc
 
     def _fault(self, name: str) -> Fault:
         try:
@@ -225,6 +233,36 @@ class Injector:
 
     def _redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.endpoints["redis"], socket_timeout=5, socket_connect_timeout=2)
+
+    # -- the database --------------------------------------------------------------------------
+
+    def _take_every_slot(self) -> None:
+        """Open idle-in-transaction sessions as the application role until PostgreSQL refuses
+        the next one: every ordinary slot taken, only the reserved ones left."""
+        if self.held:
+            return
+        for _ in range(MAX_HELD_SLOTS):
+            try:
+                conn = psycopg.connect(
+                    self.endpoints["postgres"],
+                    connect_timeout=SLOT_CONNECT_TIMEOUT_S,
+                    application_name=LEAKING_APPLICATION,
+                )
+            except psycopg.OperationalError as exc:
+                if "connection slots are reserved" not in str(exc) and "too many clients" not in str(exc):
+                    self._release_slots()  # not the refusal this fault waits for: undo, say why
+                    raise FaultError(f"db-slots-full: could not open a session: {exc}") from exc
+                log.warning("holding %d idle-in-transaction sessions; the next: %s", len(self.held), exc)
+                return
+            conn.execute("SELECT count(*) FROM usage_logs")  # opens a transaction, never ended
+            self.held.append(conn)
+        self._release_slots()
+        raise FaultError(f"db-slots-full: PostgreSQL still accepted sessions after {MAX_HELD_SLOTS}")
+
+    def _release_slots(self) -> None:
+        held, self.held = self.held, []
+        for conn in held:  # a mitigation may have terminated some: closing those is a no-op
+            conn.close()
 
     # -- the cache -----------------------------------------------------------------------------
 

@@ -388,6 +388,28 @@ def test_db_pool_exhausted(injector: Injector, world: World) -> None:
     drill("db-pool-exhausted", injector, world, signal=exhausted, normal=relieved)
 
 
+def test_db_slots_full(injector: Injector, world: World) -> None:
+    """Every ordinary slot taken: the application role is refused, the reserved role still gets in."""
+
+    def full(w: World) -> bool:
+        try:
+            psycopg.connect(w.endpoints["postgres"], connect_timeout=2).close()
+        except psycopg.OperationalError as exc:
+            refused = str(exc)
+        else:
+            return False
+        reserved = w.endpoints["postgres"].replace("://drillbook@", "://drillbook_reserved@")
+        with psycopg.connect(reserved, connect_timeout=2) as responder:  # the sandbox made this role
+            answered = responder.execute("SELECT 1").fetchone() == (1,)
+        return "connection slots are reserved" in refused and answered
+
+    def relieved(w: World) -> bool:
+        ratio, leaked = connections(w)
+        return ratio < 0.5 and leaked == 0
+
+    drill("db-slots-full", injector, world, signal=full, normal=relieved)
+
+
 def test_db_pool_exhausted_leaves_the_api_pool_its_room_and_a_responder_a_session(
     injector: Injector, world: World
 ) -> None:
