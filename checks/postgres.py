@@ -4,10 +4,23 @@ Query functions are nouns that return typed rows; `check_*` functions turn them
 into `CheckResult`s and never raise for a database that is down: they report
 it. Every query has a statement timeout and uses bound parameters; none of them
 writes anything. The caller's own session is never counted or listed.
+
+A database whose connection slots are all taken is not down: it refuses new
+sessions with SQLSTATE 53300 ("sorry, too many clients already", "remaining
+connection slots are reserved ..."). That refusal is an observation (the database
+is full), never "unreachable". When an environment declares a reserved connection
+(`postgres_reserved` in policy/environments.yml: a role that may use the slots
+PostgreSQL keeps back, `superuser_reserved_connections`, or on PostgreSQL 16+
+`reserved_connections` through `pg_use_reserved_connections`), every session this
+module opens falls back to it when the ordinary one is refused for lack of slots,
+so that diagnosis still sees who holds the slots and a mitigation can still
+terminate them. Such a session names itself `drillbook-reserved` in
+pg_stat_activity, and is never counted or listed either.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,7 +29,8 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.rows import dict_row
 
-from checks._errors import ProbeError
+from checks._errors import ConfigError, ProbeError
+from checks._policy import load_environments
 from checks._result import CheckResult, Status
 from checks.redact import redacted
 from checks.targets import Targets
@@ -24,6 +38,8 @@ from checks.targets import Targets
 __all__ = [
     "Backend",
     "ConnectionStats",
+    "DatabaseFull",
+    "Holder",
     "aggregate",
     "audit_anomalies",
     "blocked_queries",
@@ -43,12 +59,61 @@ __all__ = [
     "idle_in_transaction",
     "location",
     "long_running_queries",
+    "reserved_dsn",
     "sessions",
     "slow_skills",
+    "through_reserved",
 ]
 
 DEFAULT_TIMEOUT_S = 5.0
 Row = dict[str, Any]
+
+
+APPLICATION = "drillbook"
+RESERVED_APPLICATION = "drillbook-reserved"
+
+# The server's refusal of a new session for lack of slots (SQLSTATE 53300). libpq hands a
+# refused start-up to its client as text only, without the SQLSTATE, so these are the
+# server's messages for that code (PostgreSQL 12 to 17, English messages): the last slot
+# taken, or only reserved slots left for a role that may not use them.
+_NO_SLOT = re.compile(r"too many clients already|remaining connection slots are reserved")
+
+
+class DatabaseFull(ProbeError):
+    """PostgreSQL refused a session because every slot this role may use is taken.
+
+    An observation (the database is full), not an outage. Raised only when no
+    reserved connection got in either: `reserved` says why (not declared, or
+    refused too).
+    """
+
+    def __init__(self, message: str, *, target: str, reserved: str) -> None:
+        super().__init__(message, target=target)
+        self.reserved = reserved
+
+
+def reserved_dsn(targets: Targets) -> str | None:
+    """The environment's reserved connection, or None when it declares none.
+
+    `postgres_reserved` in environments.yml is a DSN for a role that may use the
+    reserved slots; any parameter it leaves out (host, port, database, TLS) is the
+    ordinary `postgres` endpoint's, so `postgresql://responder@` is enough when only
+    the role differs. Its password is the secret `postgres_reserved_password`, never
+    the ordinary one.
+    """
+    declared = load_environments().get(targets.environment, {}).get("postgres_reserved")
+    if not declared:
+        return None
+    try:
+        base = psycopg.conninfo.conninfo_to_dict(targets.endpoint("postgres"))
+        override = psycopg.conninfo.conninfo_to_dict(declared)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"environment {targets.environment!r}: postgres_reserved is not a PostgreSQL DSN: "
+            f"{_first_line(exc)}"
+        ) from None
+    base.pop("password", None)  # the ordinary role's password is not the reserved role's
+    return psycopg.conninfo.make_conninfo("", **{**base, **override})
 
 
 def connect(
@@ -57,7 +122,10 @@ def connect(
     """An autocommit session with connect and statement timeouts, read-only unless asked.
 
     The password, when the environment declares one, comes from its secret
-    variable (`postgres_password`), never from the DSN in a file.
+    variable (`postgres_password`), never from the DSN in a file. When PostgreSQL
+    refuses the session for lack of slots and the environment declares a reserved
+    connection, the session is opened through that instead (`through_reserved`
+    tells); when it cannot be, `DatabaseFull` says why.
     """
     if isinstance(target, Targets):
         dsn = target.endpoint("postgres")
@@ -65,20 +133,58 @@ def connect(
         timeout = timeout_s if timeout_s is not None else target.query.timeout_seconds
     else:
         dsn, password, timeout = target, None, timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S
-    extra: dict[str, Any] = {"password": password} if password else {}
     try:
-        return psycopg.connect(
-            dsn,
-            autocommit=True,
-            row_factory=dict_row,
-            connect_timeout=max(1, round(timeout)),
-            application_name="drillbook",
-            options=f"-c statement_timeout={int(timeout * 1000)}"
-            + (" -c default_transaction_read_only=on" if read_only else ""),
-            **extra,
+        return _open(dsn, password, timeout=timeout, read_only=read_only, application=APPLICATION)
+    except psycopg.Error as exc:
+        if not _NO_SLOT.search(str(exc)):
+            raise ProbeError(
+                f"cannot connect to PostgreSQL: {_first_line(exc)}", target=location(dsn)
+            ) from exc
+        refusal = _server_message(exc)
+    reserved = reserved_dsn(target) if isinstance(target, Targets) else None
+    if reserved is None or not isinstance(target, Targets):
+        why = "no reserved connection is declared (postgres_reserved in environments.yml)"
+        raise DatabaseFull(f"PostgreSQL is full: {refusal}; {why}", target=location(dsn), reserved=why)
+    try:
+        return _open(
+            reserved,
+            target.optional_secret("postgres_reserved_password"),
+            timeout=timeout,
+            read_only=read_only,
+            application=RESERVED_APPLICATION,
         )
     except psycopg.Error as exc:
-        raise ProbeError(f"cannot connect to PostgreSQL: {_first_line(exc)}", target=location(dsn)) from exc
+        why = f"the reserved connection was refused too: {_server_message(exc)}"
+        raise DatabaseFull(
+            f"PostgreSQL is full: {refusal}; {why}", target=location(dsn), reserved=why
+        ) from exc
+
+
+def through_reserved(conn: psycopg.Connection[Any]) -> bool:
+    """Whether `conn` was opened through the environment's reserved connection."""
+    return conn.info.parameter_status("application_name") == RESERVED_APPLICATION
+
+
+def _open(
+    dsn: str, password: str | None, *, timeout: float, read_only: bool, application: str
+) -> psycopg.Connection[Row]:
+    extra: dict[str, Any] = {"password": password} if password else {}
+    return psycopg.connect(
+        dsn,
+        autocommit=True,
+        row_factory=dict_row,
+        connect_timeout=max(1, round(timeout)),
+        application_name=application,
+        options=f"-c statement_timeout={int(timeout * 1000)}"
+        + (" -c default_transaction_read_only=on" if read_only else ""),
+        **extra,
+    )
+
+
+def _server_message(exc: BaseException) -> str:
+    """The server's own words in a refused start-up (after "FATAL:"), else the first line."""
+    text = _first_line(exc)
+    return text.split("FATAL:", 1)[1].strip() if "FATAL:" in text else text
 
 
 def _first_line(exc: BaseException) -> str:
@@ -105,12 +211,33 @@ def _rows(target: Targets | str, sql: LiteralString, params: Mapping[str, Any] |
 
 
 @dataclass(frozen=True, slots=True)
+class Holder:
+    """Client sessions that share an application, a role and a state, and how many there are."""
+
+    application: str
+    user: str | None
+    state: str
+    count: int
+
+    def describe(self) -> str:
+        return f"{self.count} {self.state} from {self.application or '(no application name)'} ({self.user})"
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionStats:
-    """Client connections by state against what the server allows."""
+    """Client connections by state against what the server allows.
+
+    `reserved` is every slot ordinary roles may not use: `superuser_reserved_connections`
+    plus, on PostgreSQL 16+, `reserved_connections`. `through_reserved` says the
+    numbers were read through the reserved connection, because the ordinary one was
+    refused for lack of slots.
+    """
 
     max_connections: int
     reserved: int
     by_state: Mapping[str, int]
+    holders: tuple[Holder, ...] = ()
+    through_reserved: bool = False
 
     @property
     def total(self) -> int:
@@ -118,55 +245,99 @@ class ConnectionStats:
 
     @property
     def available(self) -> int:
-        """Connections ordinary roles may open: max_connections less the superuser reserve."""
+        """Connections ordinary roles may open: max_connections less the reserved slots."""
         return self.max_connections - self.reserved
 
     @property
     def usage(self) -> float:
         return self.total / self.available if self.available > 0 else 1.0
 
+    @property
+    def full(self) -> bool:
+        """Every slot an ordinary role may use is taken (or the server said so)."""
+        return self.through_reserved or self.total >= self.available
+
 
 def connections(target: Targets | str) -> ConnectionStats:
-    """Client backends by state (active, idle, idle in transaction, ...) and the server's limit."""
-    rows = _rows(
-        target,
-        """
-        SELECT coalesce(state, 'unknown') AS state, count(*) AS n
-          FROM pg_stat_activity
-         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-         GROUP BY 1
-        """,
-    )
-    limits = _rows(
-        target,
-        """
-        SELECT current_setting('max_connections')::int AS max_connections,
-               current_setting('superuser_reserved_connections')::int AS reserved
-        """,
-    )[0]
+    """Client backends by state (active, idle, idle in transaction, ...) and the server's limit.
+
+    `holders` groups them by application, role and state, the largest group first.
+    """
+    with connect(target) as conn:
+        try:
+            rows = conn.execute(
+                """
+                SELECT coalesce(application_name, '') AS application, usename AS user,
+                       coalesce(state, 'unknown') AS state, count(*) AS n
+                  FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                 GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3
+                """
+            ).fetchall()
+            limits = conn.execute(
+                """
+                SELECT current_setting('max_connections')::int AS max_connections,
+                       current_setting('superuser_reserved_connections')::int
+                       + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved
+                """
+            ).fetchone()
+        except psycopg.Error as exc:
+            raise ProbeError(f"query failed: {_first_line(exc)}", target=location(conn.info.dsn)) from exc
+        via_reserved = through_reserved(conn)
+    assert limits is not None  # a SELECT without FROM returns one row
+    by_state: dict[str, int] = {}
+    for row in rows:
+        by_state[row["state"]] = by_state.get(row["state"], 0) + int(row["n"])
     return ConnectionStats(
         max_connections=limits["max_connections"],
         reserved=limits["reserved"],
-        by_state={row["state"]: int(row["n"]) for row in rows},
+        by_state=by_state,
+        holders=tuple(Holder(r["application"], r["user"], r["state"], int(r["n"])) for r in rows),
+        through_reserved=via_reserved,
     )
 
 
 def check_connections(
     target: Targets | str, *, warn_ratio: float = 0.7, crit_ratio: float = 0.9
 ) -> CheckResult:
-    """Connections in use against the limit: WARN from `warn_ratio`, CRIT from `crit_ratio`."""
+    """Connections in use against the limit: WARN from `warn_ratio`, CRIT from `crit_ratio`.
+
+    CRIT "full" when every ordinary slot is taken, naming who holds them; read
+    through the reserved connection when the ordinary one is refused.
+    """
     try:
         stats = connections(target)
+    except DatabaseFull as exc:
+        return _full_unseen("postgres-connections", exc)
     except ProbeError as exc:
         return _unreachable("postgres-connections", exc)
-    evidence = {
+    evidence: dict[str, Any] = {
         "in_use": stats.total,
         "available": stats.available,
         "max_connections": stats.max_connections,
         "by_state": dict(stats.by_state),
     }
-    summary = f"{stats.total} of {stats.available} connections in use ({stats.usage:.0%})"
     idle_tx = stats.by_state.get("idle in transaction", 0)
+    if stats.full:
+        evidence["holders"] = [h.describe() for h in stats.holders[:10]]
+        evidence["through_reserved"] = stats.through_reserved
+        summary = f"full: {stats.total} of {stats.available} connection slots taken"
+        if stats.holders:
+            summary += f", most by {stats.holders[0].describe()}"
+        summary += (
+            "; new sessions are refused (seen through the reserved connection)"
+            if stats.through_reserved
+            else "; the next session will be refused"
+        )
+        return CheckResult(
+            "postgres-connections",
+            Status.CRIT,
+            summary,
+            evidence,
+            remedy="Terminate the sessions that hold the slots (idle in transaction first); the "
+            "mitigations get in through the reserved connection. Then fix the leak or the pool size.",
+        )
+    summary = f"{stats.total} of {stats.available} connections in use ({stats.usage:.0%})"
     if idle_tx:
         summary += f", {idle_tx} idle in transaction"
     status = (
@@ -183,23 +354,72 @@ def check_connections(
 
 
 def check_reachable(target: Targets | str) -> CheckResult:
-    """Can a session be opened and a query answered? CRIT with the error when not."""
+    """Can a session be opened and a query answered? CRIT with the error when not.
+
+    A database that refuses ordinary sessions for lack of slots is CRIT "full", not
+    unreachable, even when the reserved connection still answers.
+    """
     try:
-        row = _rows(target, "SELECT version() AS version, pg_is_in_recovery() AS replica")[0]
+        with connect(target) as conn:
+            row = conn.execute("SELECT version() AS version, pg_is_in_recovery() AS replica").fetchone()
+            via_reserved = through_reserved(conn)
+    except DatabaseFull as exc:
+        return _full_unseen("postgres", exc)
     except ProbeError as exc:
         return _unreachable("postgres", exc)
+    except psycopg.Error as exc:
+        return _unreachable(
+            "postgres", ProbeError(f"query failed: {_first_line(exc)}", target=location(target))
+        )
+    assert row is not None
     role = "replica" if row["replica"] else "primary"
     version = str(row["version"]).split(",")[0]
+    if via_reserved:
+        return CheckResult(
+            "postgres",
+            Status.CRIT,
+            f"full: ordinary sessions are refused for lack of slots; the reserved connection answers "
+            f"({version}, {role})",
+            {"role": role, "through_reserved": True},
+            remedy="Every ordinary slot is taken: see the database-connections runbook.",
+        )
     return CheckResult("postgres", Status.OK, f"reachable ({version}, {role})", {"role": role})
 
 
 def _unreachable(name: str, exc: ProbeError) -> CheckResult:
+    if isinstance(exc, DatabaseFull):
+        return _cannot_look(name, exc)
     return CheckResult(
         name,
         Status.CRIT,
         f"PostgreSQL is unreachable: {exc}",
         {"error": str(exc), "target": exc.target},
         remedy="Check the database process and its host; see the database-down runbook.",
+    )
+
+
+def _full_unseen(name: str, exc: DatabaseFull) -> CheckResult:
+    """The server refused us for lack of slots and no reserved connection got in: full, unseen."""
+    return CheckResult(
+        name,
+        Status.CRIT,
+        f"full: PostgreSQL refuses new sessions, every slot this role may use is taken; {exc.reserved}",
+        {"error": str(exc), "target": exc.target},
+        remedy="Connect as a role that may use the reserved slots (declare postgres_reserved for "
+        "this environment) to see and terminate who holds them, or restart the leaking client.",
+    )
+
+
+def _cannot_look(name: str, exc: DatabaseFull) -> CheckResult:
+    """What a check that needs a session says when the database is full and no reserved path
+    got in: it observed nothing of its own, so UNKNOWN, and no mitigation acts on it."""
+    return CheckResult(
+        name,
+        Status.UNKNOWN,
+        f"cannot look: PostgreSQL is full and refuses this session; {exc.reserved}",
+        {"error": str(exc), "target": exc.target},
+        remedy="See postgres-connections; declare postgres_reserved for this environment so that "
+        "diagnosis and mitigation still get in when the slots are gone.",
     )
 
 

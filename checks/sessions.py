@@ -14,7 +14,15 @@ import psycopg
 
 from checks._errors import ActionFailed, ProbeError
 from checks.actions import Action, Effect, Plan
-from checks.postgres import Backend, blocked_queries, connect, idle_in_transaction, location, sessions
+from checks.postgres import (
+    Backend,
+    blocked_queries,
+    connect,
+    idle_in_transaction,
+    location,
+    sessions,
+    through_reserved,
+)
 from checks.targets import Targets
 
 __all__ = ["TerminateBackends", "terminate_blockers", "terminate_idle_transactions"]
@@ -26,7 +34,9 @@ class TerminateBackends(Action):
 
     Only client backends are candidates: never the caller's own session, never
     replication or background workers. At apply time the filter is evaluated
-    again, so a session that recovered in between is left alone.
+    again, so a session that recovered in between is left alone. When every
+    ordinary slot is taken, both the listing and the termination go through the
+    environment's reserved connection (see `checks.postgres.connect`).
     """
 
     targets: Targets
@@ -60,6 +70,7 @@ class TerminateBackends(Action):
         pids = [b.pid for b in victims]
         try:
             with connect(self.targets, read_only=False) as conn:
+                via_reserved = through_reserved(conn)
                 rows = conn.execute(
                     """
                     SELECT pid, pg_terminate_backend(pid) AS terminated
@@ -75,6 +86,7 @@ class TerminateBackends(Action):
         gone = sorted(set(pids) - {row["pid"] for row in rows})
         text = f"terminated pid {', '.join(map(str, done)) or 'none'}"
         text += f"; already gone: {', '.join(map(str, gone))}" if gone else ""
+        text += " (through the reserved connection: every ordinary slot was taken)" if via_reserved else ""
         # before: the sessions it found; after: those of them still there
         return Effect.observed(sorted(pids), sorted(set(pids) - set(done) - set(gone)), text)
 
