@@ -68,6 +68,8 @@ pool
 # %% tags=["diagnosis"]
 # The database's view: client sessions by state against max_connections.
 # Many "idle in transaction" sessions point at a leak; many "active" ones at slow queries.
+# With every ordinary slot taken it says "full", with who holds the slots; this step and
+# the ones after it then read (and the mitigations act) through the reserved connection.
 connections = postgres.check_connections(
     targets, warn_ratio=connections_warn_ratio, crit_ratio=connections_crit_ratio
 )

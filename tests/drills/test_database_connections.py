@@ -2,12 +2,20 @@
 
 The runbook must see the cause in PostgreSQL itself, suggest the level the policy
 gives for what it measured, terminate exactly the sessions at fault, and verify.
+With every ordinary slot taken it must get in through the reserved connection.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from checks import Status, Targets, classify, http, postgres, prometheus
@@ -107,3 +115,68 @@ def test_lock_blocker_is_found_and_terminated(faults: Injector, runbook_targets:
         assert all(r.status is Status.OK for r in record.results("verify")), record.results("verify")
     finally:
         faults.clear("db-lock-contention")
+
+
+def _cli_run(out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`drillbook run database-connections --apply` as an on-call engineer types it."""
+    argv = [sys.executable, "-m", "drillbook", "run", "database-connections", "--apply"]
+    argv += ["-p", f"idle_older_than_s={IDLE_S}", "--out", str(out)]
+    done = subprocess.run(
+        argv, cwd=project_root(), capture_output=True, text=True, timeout=240, env=dict(os.environ)
+    )
+    record: dict[str, Any] = json.loads((out / "database-connections.json").read_text(encoding="utf-8"))
+    return done, record
+
+
+@pytest.mark.drill(runbook="database-connections", fault="db-slots-full")
+def test_with_every_slot_taken_the_runbook_sees_full_and_terminates_through_the_reserved_slots(
+    faults: Injector, runbook_targets: Targets, tmp_path: Path
+) -> None:
+    ordinary = runbook_targets.endpoint("postgres")  # a DSN string: no reserved way in
+    faults.inject("db-slots-full")
+    try:
+        held = {conn.info.backend_pid for conn in faults.held}
+        assert len(held) >= 50, "the fault took every ordinary slot"
+        with pytest.raises(psycopg.OperationalError, match="remaining connection slots are reserved"):
+            psycopg.connect(ordinary, connect_timeout=2).close()
+        wait_for(
+            lambda: len(postgres.idle_in_transaction(runbook_targets, older_than_s=IDLE_S)) >= len(held),
+            timeout_s=15,
+            what="the leaked sessions to be idle in transaction (read through the reserved slots)",
+        )
+        done, record = _cli_run(tmp_path / "record")
+
+        # 1: findings, as the README documents: mitigations applied, none refused (3) or failed (4)
+        assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+        cells = record["cells"]
+        results = {r["name"]: r for cell in cells if cell["kind"] == "diagnosis" for r in cell["results"]}
+        actions = {a["action"]: a for cell in cells for a in cell["actions"]}
+        connections = results["postgres-connections"]
+        assert connections["status"] == "CRIT"
+        assert connections["summary"].startswith("full: ")
+        assert "unreachable" not in connections["summary"]
+        assert connections["evidence"]["through_reserved"] is True
+        assert connections["evidence"]["in_use"] == connections["evidence"]["available"]
+        assert any("drillbook-report-job" in h for h in connections["evidence"]["holders"])
+        idle = results["idle-in-transaction"]
+        assert idle["status"] == "CRIT"
+        assert held <= set(idle["evidence"]["pids"])
+        for name in ("long-running-queries", "blocked-queries"):
+            assert results[name]["status"] == "OK", results[name]  # observed, not "unreachable"
+
+        release = actions["terminate idle transactions"]
+        assert release["state"] == "changed", release
+        assert "through the reserved connection" in release["detail"]
+        assert held <= set(release["before"])
+        assert not held & set(release["after"])
+        assert actions["terminate lock blockers"]["state"] == "unchanged"
+        verify = [r for cell in cells if cell["kind"] == "verify" for r in cell["results"]]
+        assert len(verify) == 3
+        assert all(r["status"] == "OK" for r in verify), verify
+
+        # recovered: an ordinary session gets in again, and the database is far from full
+        with psycopg.connect(ordinary, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        assert postgres.check_connections(ordinary).status is Status.OK
+    finally:
+        faults.clear("db-slots-full")
