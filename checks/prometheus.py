@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from checks._errors import ProbeError
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks._transport import session
 from checks.targets import Targets
 
@@ -147,43 +147,119 @@ def _window(targets: Targets, window: str | None) -> str:
     return window or targets.query.rate_window
 
 
+def series(targets: Targets, signal: str, service: str | None, *matchers: str) -> str:
+    """The PromQL selector of `signal` in the job of `service` (the signal's own service when
+    None), with `matchers` added: the one place where a check's query meets metric names."""
+    s = targets.signals[signal]
+    return s.series(targets.job(service or s.service), *matchers)
+
+
+def hit_matcher(targets: Targets) -> str:
+    """The matcher of cache hits on the cache_requests signal's result label."""
+    signal = targets.signals["cache_requests"]
+    return f'{signal.label("result")}="{signal.value("hit")}"'
+
+
+def sample_age(targets: Targets, selector: str, *, client: httpx.Client | None = None) -> float | None:
+    """Seconds since the newest sample of `selector`; None when no series of it has a current
+    sample (its target is not scraped any more: Prometheus marked the series stale)."""
+    return scalar(targets, f"time() - max(timestamp({selector}))", client=client)
+
+
+def stale(
+    targets: Targets,
+    name: str,
+    signal: str,
+    service: str | None = None,
+    *,
+    client: httpx.Client | None = None,
+) -> CheckResult | None:
+    """The UNKNOWN verdict of check `name` when the window of `signal` shows the past: no current
+    sample, or the newest older than the environment's `max_sample_age_seconds`; else None.
+    A rate over a window still has a value for a while after its target stopped answering."""
+    selector = series(targets, signal, service)
+    limit = targets.query.max_sample_age_seconds
+    try:
+        age = sample_age(targets, selector, client=client)
+    except ProbeError as exc:
+        return _cannot_ask(name, exc)
+    if age is not None and age <= limit:
+        return None
+    why = "no current sample" if age is None else f"the newest sample is {age:.0f} s old"
+    return unobserved(
+        name,
+        f"{selector}: {why} (limit {limit:g} s), so the window shows the past: the target is not scraped now",
+        configure="Check the job's scrape target (`up`); the limit is query_defaults.max_sample_age_seconds.",
+        evidence={"selector": selector, "age_s": age, "limit_s": limit},
+    )
+
+
+def _no_requests(targets: Targets, name: str, window: str, signal: str, scope: str = "") -> CheckResult:
+    """The UNKNOWN verdict of a check that found nothing to judge in its window."""
+    s = targets.signals[signal]
+    return unobserved(
+        name,
+        f"no {signal.replace('_', ' ')}{scope} in the last {window}: nothing to judge",
+        configure=(
+            f"If the service takes traffic, signal {signal!r} is mapped wrong: it is read as {s.metric} in "
+            f"job {targets.job(s.service)!r}. Map it under signals in environments.yml."
+        ),
+        evidence={"window": window, "signal": signal, "metric": s.metric, "job": targets.job(s.service)},
+    )
+
+
+def _lacking(targets: Targets, name: str, *signals: str) -> CheckResult | None:
+    """The "not applicable here" verdict of check `name` when the environment lacks one of
+    `signals`, else None."""
+    missing = targets.signals.lacking(*signals)
+    return None if missing is None else not_applicable(name, missing)
+
+
+def _server_errors(targets: Targets) -> str:
+    """The matcher of 5xx answers on the requests signal's status label."""
+    return f'{targets.signals["requests"].label("status")}=~"5.."'
+
+
 def error_ratio(
-    targets: Targets, service: str = "api", *, window: str | None = None, client: httpx.Client | None = None
+    targets: Targets,
+    service: str | None = None,
+    *,
+    window: str | None = None,
+    client: httpx.Client | None = None,
 ) -> float | None:
     """Share of the service's requests answered 5xx over the rate window; None without traffic."""
-    job, w = targets.job(service), _window(targets, window)
-    promql = (
-        f'sum(rate(http_requests_total{{job="{job}",status=~"5.."}}[{w}]))'
-        f' / sum(rate(http_requests_total{{job="{job}"}}[{w}]))'
+    w = _window(targets, window)
+    total = f"sum(rate({series(targets, 'requests', service)}[{w}]))"
+    errors = scalar(
+        targets,
+        f"sum(rate({series(targets, 'requests', service, _server_errors(targets))}[{w}])) / {total}",
+        client=client,
     )
-    errors = scalar(targets, promql, client=client)
     if errors is None:
         # No 5xx series at all yields an empty vector: zero errors if there is traffic.
-        traffic = scalar(targets, f'sum(rate(http_requests_total{{job="{job}"}}[{w}]))', client=client)
-        return 0.0 if traffic else None
+        return 0.0 if scalar(targets, total, client=client) else None
     return errors
 
 
 def latency_quantile(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     quantile: float = 0.95,
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> float | None:
     """The `quantile` of request duration in seconds over the rate window; None without traffic."""
-    job, w = targets.job(service), _window(targets, window)
-    promql = (
-        f"histogram_quantile({quantile:g}, sum by (le) "
-        f'(rate(http_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
+    w = _window(targets, window)
+    buckets = series(targets, "request_duration", service)
+    return scalar(
+        targets, f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))", client=client
     )
-    return scalar(targets, promql, client=client)
 
 
 def check_error_ratio(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     warn: float = 0.02,
     crit: float = 0.10,
@@ -191,13 +267,17 @@ def check_error_ratio(
     client: httpx.Client | None = None,
 ) -> CheckResult:
     """The 5xx share over the window: WARN from `warn`, CRIT from `crit`."""
+    if lacking := _lacking(targets, "error-ratio", "requests"):
+        return lacking
     try:
         ratio = error_ratio(targets, service, window=window, client=client)
     except ProbeError as exc:
         return _cannot_ask("error-ratio", exc)
     w = _window(targets, window)
     if ratio is None:
-        return CheckResult("error-ratio", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+        return _no_requests(targets, "error-ratio", w, "requests")
+    if past := stale(targets, "error-ratio", "requests", service, client=client):
+        return past
     return _error_ratio_verdict(ratio, "requests", {"window": w, "warn": warn, "crit": crit}, warn, crit)
 
 
@@ -205,10 +285,9 @@ def _error_ratio_verdict(
     ratio: float, what: str, evidence: dict[str, Any], warn: float, crit: float
 ) -> CheckResult:
     """The one verdict on a 5xx share, whichever requests it was measured over."""
-    status = Status.CRIT if ratio >= crit else Status.WARN if ratio >= warn else Status.OK
     return CheckResult(
         "error-ratio",
-        status,
+        ladder(ratio, warn=warn, crit=crit),
         f"{ratio:.1%} of {what} failed over the last {evidence['window']}",
         {"error_ratio": round(ratio, 4), **evidence},
         remedy="Break the errors down by route, status and error type to find the failing part.",
@@ -218,7 +297,7 @@ def _error_ratio_verdict(
 
 def check_latency_quantile(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     quantile: float = 0.95,
     warn_s: float = 2.0,
@@ -228,14 +307,18 @@ def check_latency_quantile(
 ) -> CheckResult:
     """A latency quantile over the window: WARN from `warn_s`, CRIT from `crit_s` seconds."""
     name = f"p{quantile * 100:g}-latency"
+    if lacking := _lacking(targets, name, "request_duration"):
+        return lacking
     try:
         seconds = latency_quantile(targets, service, quantile=quantile, window=window, client=client)
     except ProbeError as exc:
         return _cannot_ask(name, exc)
     w = _window(targets, window)
     if seconds is None:
-        return CheckResult(name, Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
-    status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
+        return _no_requests(targets, name, w, "request_duration")
+    if past := stale(targets, name, "request_duration", service, client=client):
+        return past
+    status = ladder(seconds, warn=warn_s, crit=crit_s)
     measurements = {"p95_latency_seconds": seconds} if quantile == 0.95 else {}
     return CheckResult(
         name,
@@ -336,12 +419,14 @@ def check_up(
     except ProbeError as exc:
         return _cannot_ask("up", exc)
     if not samples:
-        return CheckResult(
-            name="up",
-            status=Status.UNKNOWN,
-            summary=f"Prometheus has no scrape target for job {job!r}",
+        return unobserved(
+            "up",
+            f"Prometheus has no scrape target for job {job!r}",
+            configure=(
+                f"Map the {service} service to its Prometheus job under prometheus_jobs in "
+                "environments.yml, or check the scrape configuration of that job."
+            ),
             evidence={"query": promql},
-            remedy="Check the scrape configuration and service discovery of this job.",
         )
     down = [s.labels.get("instance", "?") for s in samples if s.value < 1]
     availability = 1 - len(down) / len(samples)
@@ -381,23 +466,29 @@ class RouteErrors:
 
 
 def errors_by_route(
-    targets: Targets, service: str = "api", *, window: str | None = None, client: httpx.Client | None = None
+    targets: Targets,
+    service: str | None = None,
+    *,
+    window: str | None = None,
+    client: httpx.Client | None = None,
 ) -> list[RouteErrors]:
     """Requests and 5xx per route over the rate window, worst error ratio first."""
-    job, w = targets.job(service), _window(targets, window)
-    totals = query(targets, f'sum by (route) (rate(http_requests_total{{job="{job}"}}[{w}]))', client=client)
-    errors = query(
-        targets,
-        f'sum by (route, status) (rate(http_requests_total{{job="{job}",status=~"5.."}}[{w}]))',
-        client=client,
+    w = _window(targets, window)
+    signal = targets.signals["requests"]
+    route, status = signal.label("route"), signal.label("status")
+    totals = query(
+        targets, f"sum by ({route}) (rate({series(targets, 'requests', service)}[{w}]))", client=client
     )
+    failed = series(targets, "requests", service, _server_errors(targets))
+    errors = query(targets, f"sum by ({route}, {status}) (rate({failed}[{w}]))", client=client)
     by_route: dict[str, dict[str, float]] = {}
     for sample in errors:
         if sample.value > 0:
-            route = sample.labels.get("route", "?")
-            by_route.setdefault(route, {})[sample.labels.get("status", "?")] = sample.value
+            by_route.setdefault(sample.labels.get(route, "?"), {})[sample.labels.get(status, "?")] = (
+                sample.value
+            )
     routes = [
-        RouteErrors(s.labels.get("route", "?"), s.value, by_route.get(s.labels.get("route", "?"), {}))
+        RouteErrors(s.labels.get(route, "?"), s.value, by_route.get(s.labels.get(route, "?"), {}))
         for s in totals
         if s.value > 0
     ]
@@ -406,7 +497,7 @@ def errors_by_route(
 
 def check_errors_by_route(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     warn: float = 0.05,
     crit: float = 0.10,
@@ -415,15 +506,17 @@ def check_errors_by_route(
 ) -> CheckResult:
     """Where the 5xx are: the worst route's error ratio judges (WARN from `warn`, CRIT from `crit`),
     and the evidence lists every failing route with its status codes."""
+    if lacking := _lacking(targets, "errors-by-route", "requests"):
+        return lacking
     try:
         routes = errors_by_route(targets, service, window=window, client=client)
     except ProbeError as exc:
         return _cannot_ask("errors-by-route", exc)
     w = _window(targets, window)
     if not routes:
-        return CheckResult(
-            "errors-by-route", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge"
-        )
+        return _no_requests(targets, "errors-by-route", w, "requests")
+    if past := stale(targets, "errors-by-route", "requests", service, client=client):
+        return past
     failing = [r for r in routes if r.errors_per_s]
     evidence = {
         "window": w,
@@ -438,9 +531,7 @@ def check_errors_by_route(
     if not failing:
         return CheckResult("errors-by-route", Status.OK, f"no route answered 5xx over the last {w}", evidence)
     worst = failing[0]
-    status = (
-        Status.CRIT if worst.error_ratio >= crit else Status.WARN if worst.error_ratio >= warn else Status.OK
-    )
+    status = ladder(worst.error_ratio, warn=warn, crit=crit)
     codes = ", ".join(sorted(worst.errors_per_s))
     return CheckResult(
         "errors-by-route",
@@ -453,25 +544,24 @@ def check_errors_by_route(
 
 def slowest_routes(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     quantile: float = 0.95,
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> list[tuple[str, float]]:
     """(route, seconds) at `quantile` of request duration over the window, slowest first."""
-    job, w = targets.job(service), _window(targets, window)
-    promql = (
-        f"histogram_quantile({quantile:g}, sum by (route, le) "
-        f'(rate(http_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
-    )
-    rows = [(s.labels.get("route", "?"), s.value) for s in query(targets, promql, client=client)]
+    w = _window(targets, window)
+    route = targets.signals["request_duration"].label("route")
+    buckets = series(targets, "request_duration", service)
+    promql = f"histogram_quantile({quantile:g}, sum by ({route}, le) (rate({buckets}[{w}])))"
+    rows = [(s.labels.get(route, "?"), s.value) for s in query(targets, promql, client=client)]
     return sorted(((r, v) for r, v in rows if not math.isnan(v)), key=lambda rv: -rv[1])
 
 
 def check_slowest_routes(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     quantile: float = 0.95,
     warn_s: float = 2.0,
@@ -480,15 +570,19 @@ def check_slowest_routes(
     client: httpx.Client | None = None,
 ) -> CheckResult:
     """The slowest routes at `quantile`: the slowest judges (WARN from `warn_s`, CRIT from `crit_s`)."""
+    if lacking := _lacking(targets, "slowest-routes", "request_duration"):
+        return lacking
     try:
         routes = slowest_routes(targets, service, quantile=quantile, window=window, client=client)
     except ProbeError as exc:
         return _cannot_ask("slowest-routes", exc)
     w = _window(targets, window)
     if not routes:
-        return CheckResult("slowest-routes", Status.UNKNOWN, f"no requests in the last {w}: nothing to judge")
+        return _no_requests(targets, "slowest-routes", w, "request_duration")
+    if past := stale(targets, "slowest-routes", "request_duration", service, client=client):
+        return past
     route, seconds = routes[0]
-    status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
+    status = ladder(seconds, warn=warn_s, crit=crit_s)
     return CheckResult(
         "slowest-routes",
         status,
@@ -500,7 +594,7 @@ def check_slowest_routes(
 
 def check_route_error_ratio(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     routes: str = "/api/.*",
     warn: float = 0.02,
@@ -510,17 +604,22 @@ def check_route_error_ratio(
 ) -> CheckResult:
     """The 5xx share of the requests whose route matches `routes` (a regex; customers' routes by
     default, so that a health endpoint answering 503 on purpose does not count)."""
-    job, w = targets.job(service), _window(targets, window)
-    selector = f'job="{job}",route=~"{routes}"'
+    if lacking := _lacking(targets, "error-ratio", "requests"):
+        return lacking
+    w = _window(targets, window)
+    on_routes = f'{targets.signals["requests"].label("route")}=~"{routes}"'
     try:
-        total = scalar(targets, f"sum(rate(http_requests_total{{{selector}}}[{w}]))", client=client)
-        errors = scalar(
-            targets, f'sum(rate(http_requests_total{{{selector},status=~"5.."}}[{w}]))', client=client
+        total = scalar(
+            targets, f"sum(rate({series(targets, 'requests', service, on_routes)}[{w}]))", client=client
         )
+        failed = series(targets, "requests", service, on_routes, _server_errors(targets))
+        errors = scalar(targets, f"sum(rate({failed}[{w}]))", client=client)
     except ProbeError as exc:
         return _cannot_ask("error-ratio", exc)
     if not total:
-        return CheckResult("error-ratio", Status.UNKNOWN, f"no requests to {routes} in the last {w}")
+        return _no_requests(targets, "error-ratio", w, "requests", f" to {routes}")
+    if past := stale(targets, "error-ratio", "requests", service, client=client):
+        return past
     ratio = (errors or 0.0) / total
     evidence = {"routes": routes, "window": w, "warn": warn, "crit": crit}
     return _error_ratio_verdict(ratio, f"requests to {routes}", evidence, warn, crit)
@@ -528,31 +627,43 @@ def check_route_error_ratio(
 
 def check_cache_hit_ratio(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
-    floor: float = 0.30,
+    warn_below: float = 0.30,
+    crit_below: float = 0.0,
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
-    """The share of the service's cache look-ups that hit over the window: WARN under `floor`."""
-    job, w = targets.job(service), _window(targets, window)
+    """The share of the service's cache look-ups that hit over the window, from its own counters:
+    WARN under `warn_below`, CRIT under `crit_below` (never, by default: a cold cache slows a
+    service down; for the cache's own runbook it is the incident, and it sets both to its floor).
+
+    Unlike Redis's INFO counters (since Redis started), this sees a drop within one window
+    and sees it climb back after a mitigation.
+    """
+    name = "cache-hit-ratio"
+    if lacking := _lacking(targets, name, "cache_requests"):
+        return lacking
+    w = _window(targets, window)
+    hit = hit_matcher(targets)
     try:
         hits = scalar(
-            targets, f'sum(rate(cache_requests_total{{job="{job}",result="hit"}}[{w}]))', client=client
+            targets, f"sum(rate({series(targets, 'cache_requests', service, hit)}[{w}]))", client=client
         )
-        total = scalar(targets, f'sum(rate(cache_requests_total{{job="{job}"}}[{w}]))', client=client)
+        total = scalar(
+            targets, f"sum(rate({series(targets, 'cache_requests', service)}[{w}]))", client=client
+        )
     except ProbeError as exc:
-        return _cannot_ask("cache-hit-ratio", exc)
+        return _cannot_ask(name, exc)
     if not total:
-        return CheckResult(
-            "cache-hit-ratio", Status.UNKNOWN, f"no cache look-ups in the last {w}", {"window": w}
-        )
+        return _no_requests(targets, name, w, "cache_requests")
+    if past := stale(targets, name, "cache_requests", service, client=client):
+        return past
     ratio = (hits or 0.0) / total
-    status = Status.WARN if ratio < floor else Status.OK
     return CheckResult(
-        "cache-hit-ratio",
-        status,
-        f"{ratio:.0%} of cache look-ups hit over the last {w}",
-        {"hit_ratio": round(ratio, 4), "floor": floor, "window": w},
-        remedy="A cold cache sends every request to the provider: warm it, check its TTL and evictions.",
+        name,
+        ladder(ratio, warn=warn_below, crit=crit_below, worse="below"),
+        f"{ratio:.0%} of cache look-ups hit over the last {w} (floor {warn_below:.0%})",
+        {"hit_ratio": round(ratio, 4), "warn_below": warn_below, "crit_below": crit_below, "window": w},
+        remedy="Find why: Redis down, keys expiring too soon (TTL survey), or evicted; then warm it.",
     )

@@ -15,7 +15,7 @@ from typing import Any
 import redis as redis_py
 
 from checks._errors import ProbeError
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, unobserved
 from checks.targets import Targets
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "check_hit_rate",
     "check_memory",
     "check_reachable",
-    "check_service_hit_rate",
     "check_ttls",
     "client",
     "ttl_survey",
@@ -245,62 +244,32 @@ def _ask_prometheus(name: str, targets: Targets, promql: str, client: Any) -> fl
         )
 
 
-def check_service_hit_rate(
-    targets: Targets,
-    service: str = "api",
-    *,
-    floor: float = 0.30,
-    window: str | None = None,
-    client: Any = None,
-) -> CheckResult:
-    """The service's cache hit rate over the rate window, from its own counters, against `floor`.
-
-    Unlike `check_hit_rate` (INFO counters since Redis started), this sees a
-    drop within one window and sees it climb back after a mitigation. CRIT
-    under `floor`; UNKNOWN without look-ups.
-    """
-    job, w = targets.job(service), window or targets.query.rate_window
-    promql = (
-        f'sum(rate(cache_requests_total{{job="{job}",result="hit"}}[{w}]))'
-        f' / sum(rate(cache_requests_total{{job="{job}"}}[{w}]))'
-    )
-    rate = _ask_prometheus("service-hit-rate", targets, promql, client)
-    if isinstance(rate, CheckResult):
-        return rate
-    if rate is None:
-        return CheckResult("service-hit-rate", Status.UNKNOWN, f"no cache look-ups in the last {w}")
-    evidence = {"hit_rate": round(rate, 3), "floor": floor, "window": w}
-    if rate < floor:
-        return CheckResult(
-            "service-hit-rate",
-            Status.CRIT,
-            f"only {rate:.0%} of look-ups hit the cache over the last {w} (floor {floor:.0%})",
-            evidence,
-            remedy="Find out why: Redis down, keys expiring too soon (TTL survey), or keys evicted.",
-        )
-    return CheckResult(
-        "service-hit-rate", Status.OK, f"{rate:.0%} of look-ups hit the cache over {w}", evidence
-    )
-
-
 def check_eviction_rate(targets: Targets, *, window: str | None = None, client: Any = None) -> CheckResult:
     """Keys Redis evicts per second over the rate window (its exporter, through Prometheus).
 
     CRIT while Redis evicts: maxmemory is below the working set. `check_evictions`
     counts since start-up and stays WARN long after the cause is fixed; this does not.
     """
+    from checks import prometheus
+
+    name = "cache-eviction-rate"
+    if lacking := prometheus._lacking(targets, name, "redis_evictions"):
+        return lacking
     w = window or targets.query.rate_window
-    promql = f"sum(rate(redis_evicted_keys_total[{w}]))"
-    rate = _ask_prometheus("cache-eviction-rate", targets, promql, client)
+    evicted = prometheus.series(targets, "redis_evictions", None)
+    promql = f"sum(rate({evicted}[{w}]))"
+    rate = _ask_prometheus(name, targets, promql, client)
     if isinstance(rate, CheckResult):
         return rate
     if rate is None:
-        return CheckResult(
-            "cache-eviction-rate",
-            Status.UNKNOWN,
-            "Prometheus has no redis_evicted_keys_total series (exporter down, or Redis unreachable)",
-            {"query": promql},
+        return unobserved(
+            name,
+            f"Prometheus has no {evicted} series (exporter down, or Redis unreachable)",
+            configure="Check the Redis exporter's scrape job, or map signal redis_evictions.",
+            evidence={"query": promql},
         )
+    if past := prometheus.stale(targets, name, "redis_evictions", client=client):
+        return past
     evidence = {"evicted_per_s": round(rate, 3), "window": w}
     if rate > 0:
         return CheckResult(

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from checks._errors import ConfigError
 from checks._policy import load_environments, policy_dir
+from checks.signals import Signals
 
 __all__ = ["HealthContract", "QueryDefaults", "Targets", "sandbox_state_path"]
 
@@ -35,10 +36,13 @@ def sandbox_state_path() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class QueryDefaults:
-    """Per-environment query settings: a rate window that fits the scrape interval, a timeout."""
+    """Per-environment query settings: a rate window that fits the scrape interval, a timeout, and
+    how old the newest sample of a window may be before the window counts as the past (a few
+    scrape intervals)."""
 
     rate_window: str = "5m"
     timeout_seconds: float = 10.0
+    max_sample_age_seconds: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class Targets:
     secret_variables: Mapping[str, str] = field(default_factory=dict)
     query: QueryDefaults = field(default_factory=QueryDefaults)
     health: HealthContract = field(default_factory=HealthContract)
+    signals: Signals = field(default_factory=Signals)
     # What the environment has beyond endpoints, such as the reference service's admin API
     # (`reference-admin`) or its tables (`reference-tables`); a step that needs one it lacks
     # is not applicable here.
@@ -111,6 +116,7 @@ class Targets:
             query=QueryDefaults(**spec.get("query_defaults", {})),
             health=HealthContract.from_policy(spec.get("health", {})),
             capabilities=frozenset(spec.get("capabilities", ())),
+            signals=Signals.from_policy(spec.get("signals")),
             local_secrets=local_secrets,
         )
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
+from checks._policy import load_environments
 from checks._result import CheckResult, Status
+from checks.signals import Signals
 from checks.targets import Targets
 
 __all__ = ["alert", "json_transport", "prometheus_transport", "result", "targets"]
@@ -24,11 +26,13 @@ Series = Sequence[tuple[Mapping[str, str], float]]
 
 
 def targets(environment: str = "test", *, gate: str = "apply", **overrides: Any) -> Targets:
-    """Targets pointing at unroutable fake hosts, for use with a fake transport."""
+    """Targets pointing at unroutable fake hosts, for use with a fake transport. Their signals are
+    the sandbox environment's (the reference service's names), as policy/environments.yml maps them."""
     values: dict[str, Any] = {
         "api": "http://api.test",
         "prometheus": "http://prometheus.test",
         "platform": {"restart": ("true",)},
+        "signals": Signals.from_policy(load_environments()["sandbox"].get("signals")),
         **overrides,
     }
     return Targets(environment=environment, gate=gate, **values)  # type: ignore[arg-type]
@@ -39,9 +43,11 @@ def prometheus_transport(
     *,
     alerts: Sequence[Mapping[str, Any]] = (),
     error: str | None = None,
+    age_s: float | None = 1.0,
 ) -> httpx.MockTransport:
     """A Prometheus HTTP API: instant queries answered from `answers` (query → samples, or a
-    function of the query), and `alerts` as /api/v1/alerts reports them."""
+    function of the query), and `alerts` as /api/v1/alerts reports them. A question for the age
+    of a selector's newest sample gets `age_s` (None: no current sample)."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if error is not None:
@@ -50,7 +56,10 @@ def prometheus_transport(
         if request.url.path.endswith("/api/v1/alerts"):
             return httpx.Response(200, json={"status": "success", "data": {"alerts": list(alerts)}})
         promql = request.url.params.get("query", "")
-        series = answers(promql) if callable(answers) else answers.get(promql, ())
+        if promql.startswith("time() - max(timestamp("):
+            series: Series = [] if age_s is None else [({}, age_s)]
+        else:
+            series = answers(promql) if callable(answers) else answers.get(promql, ())
         result = [
             {"metric": dict(labels), "value": [1_700_000_000.0, str(value)]} for labels, value in series
         ]

@@ -20,7 +20,7 @@ import httpx
 from checks import http, prometheus
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, ladder
 from checks.targets import Targets, sandbox_state_path
 
 __all__ = [
@@ -89,10 +89,11 @@ def call_outcomes(
 ) -> dict[str, float]:
     """Calls to the upstream per second over the window, by outcome (ok, error, timeout,
     rate_limited); `ProbeError` when Prometheus cannot answer."""
-    job, w = targets.job("api"), window or targets.query.rate_window
-    promql = f'sum by (outcome) (rate(upstream_requests_total{{job="{job}"}}[{w}]))'
+    w = window or targets.query.rate_window
+    outcome = targets.signals["upstream_requests"].label("outcome")
+    promql = f"sum by ({outcome}) (rate({prometheus.series(targets, 'upstream_requests', None)}[{w}]))"
     return {
-        s.labels.get("outcome", "?"): s.value
+        s.labels.get(outcome, "?"): s.value
         for s in prometheus.query(targets, promql, client=client)
         if s.value == s.value  # NaN-free
     }
@@ -111,17 +112,23 @@ def _share(
     remedy: str,
 ) -> CheckResult:
     w = window or targets.query.rate_window
+    if lacking := prometheus._lacking(targets, name, "upstream_requests"):
+        return lacking
     try:
         rates = call_outcomes(targets, window=window, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask(name, exc)
+    if not rates:  # no series at all: the metric is not there, which says nothing
+        return prometheus._no_requests(targets, name, w, "upstream_requests")
+    if past := prometheus.stale(targets, name, "upstream_requests", client=client):
+        return past
     total = sum(rates.values())
     evidence: dict[str, Any] = {"per_second": {k: round(v, 3) for k, v in sorted(rates.items())}, "window": w}
-    if total <= 0:
+    if total <= 0:  # current samples that show no call: observed, and nothing failed
         return CheckResult(name, Status.OK, f"no upstream calls in the last {w}: none {what}", evidence)
     share = sum(rates.get(o, 0.0) for o in outcomes) / total
     evidence |= {"share": round(share, 4), "warn": warn, "crit": crit}
-    status = Status.CRIT if share >= crit else Status.WARN if share >= warn else Status.OK
+    status = ladder(share, warn=warn, crit=crit)
     return CheckResult(
         name, status, f"{share:.0%} of upstream calls {what} over the last {w}", evidence, remedy=remedy
     )
@@ -136,7 +143,8 @@ def check_upstream_errors(
     client: httpx.Client | None = None,
 ) -> CheckResult:
     """Share of upstream calls that failed (5xx, connection error, time-out): the provider's health
-    as our traffic sees it. OK when there were no calls (the cache or an open circuit served all)."""
+    as our traffic sees it. OK when current samples show no call (the cache or an open circuit
+    served all); UNKNOWN when there is no series at all or the newest is stale."""
     return _share(
         targets, "upstream-errors", _FAILED, warn=warn, crit=crit, window=window, client=client,
         what="failed",
@@ -179,12 +187,17 @@ def check_upstream_timeouts(
 def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = None) -> CheckResult:
     """The upstream circuit over the window: CRIT when it opened on its own (calls fail), WARN when
     half-open or held open by an operator (the fallback answers on purpose), OK when closed."""
-    job, w = targets.job("api"), targets.query.rate_window
+    w = targets.query.rate_window
+    if lacking := prometheus._lacking(
+        targets, "circuit-breaker", "circuit_breaker_state", "circuit_breaker_forced"
+    ):
+        return lacking
+    state_series = prometheus.series(targets, "circuit_breaker_state", None)
     try:
-        state = prometheus.scalar(
-            targets, f'max(max_over_time(circuit_breaker_state{{job="{job}"}}[{w}]))', client=client
+        state = prometheus.scalar(targets, f"max(max_over_time({state_series}[{w}]))", client=client)
+        forced = prometheus.scalar(
+            targets, f"max({prometheus.series(targets, 'circuit_breaker_forced', None)})", client=client
         )
-        forced = prometheus.scalar(targets, f'max(circuit_breaker_forced{{job="{job}"}})', client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask("circuit-breaker", exc)
     evidence = {"state": state, "forced": bool(forced), "window": w}
@@ -192,10 +205,12 @@ def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = Non
         return CheckResult(
             "circuit-breaker",
             Status.UNKNOWN,
-            f"Prometheus has no circuit_breaker_state for job {job!r}",
+            f"Prometheus has no {state_series}",
             evidence,
-            remedy="The service is not scraped: see the service-down runbook.",
+            remedy="Not scraped (see the service-down runbook), or the signal is mapped wrong.",
         )
+    if past := prometheus.stale(targets, "circuit-breaker", "circuit_breaker_state", client=client):
+        return past
     if forced:
         return CheckResult(
             "circuit-breaker", Status.WARN,
@@ -222,23 +237,27 @@ def check_fallback_share(
     client: httpx.Client | None = None,
 ) -> CheckResult:
     """Share of analyses answered by the degraded fallback instead of the provider."""
-    job, w = targets.job("api"), window or targets.query.rate_window
+    w = window or targets.query.rate_window
+    if lacking := prometheus._lacking(targets, "fallback-share", "fallback_responses", "skill_requests"):
+        return lacking
     try:
         fallbacks = prometheus.scalar(
-            targets, f'sum(rate(fallback_responses_total{{job="{job}"}}[{w}]))', client=client
+            targets,
+            f"sum(rate({prometheus.series(targets, 'fallback_responses', None)}[{w}]))",
+            client=client,
         )
         total = prometheus.scalar(
-            targets, f'sum(rate(skill_requests_total{{job="{job}"}}[{w}]))', client=client
+            targets, f"sum(rate({prometheus.series(targets, 'skill_requests', None)}[{w}]))", client=client
         )
     except ProbeError as exc:
         return prometheus._cannot_ask("fallback-share", exc)
     if not total:
-        return CheckResult(
-            "fallback-share", Status.UNKNOWN, f"no analyses in the last {w}: nothing to judge", {"window": w}
-        )
+        return prometheus._no_requests(targets, "fallback-share", w, "skill_requests")
+    if past := prometheus.stale(targets, "fallback-share", "skill_requests", client=client):
+        return past
     share = (fallbacks or 0.0) / total
     evidence = {"share": round(share, 4), "window": w, "warn": warn, "crit": crit}
-    status = Status.CRIT if share >= crit else Status.WARN if share >= warn else Status.OK
+    status = ladder(share, warn=warn, crit=crit)
     return CheckResult(
         "fallback-share",
         status,
@@ -257,19 +276,22 @@ def check_upstream_latency(
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
-    """A quantile of upstream call duration: is the provider the slow part? OK without calls."""
-    job, w = targets.job("api"), window or targets.query.rate_window
-    promql = (
-        f"histogram_quantile({quantile:g}, sum by (le) "
-        f'(rate(upstream_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
-    )
+    """A quantile of upstream call duration: is the provider the slow part? OK when current
+    samples show no call; UNKNOWN without a current series."""
+    w = window or targets.query.rate_window
+    if lacking := prometheus._lacking(targets, "upstream-latency", "upstream_duration"):
+        return lacking
+    buckets = prometheus.series(targets, "upstream_duration", None)
+    promql = f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))"
     try:
         seconds = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask("upstream-latency", exc)
-    if seconds is None:
+    if past := prometheus.stale(targets, "upstream-latency", "upstream_duration", client=client):
+        return past
+    if seconds is None:  # current buckets that did not move: no call in the window
         return CheckResult("upstream-latency", Status.OK, f"no upstream calls in the last {w}", {"window": w})
-    status = Status.CRIT if seconds >= crit_s else Status.WARN if seconds >= warn_s else Status.OK
+    status = ladder(seconds, warn=warn_s, crit=crit_s)
     return CheckResult(
         "upstream-latency",
         status,
@@ -291,14 +313,17 @@ def check_latency_source(
     """Where the time of slow requests goes: the service's own `quantile` of /api requests against
     the upstream's. CRIT when the service is slow (from `crit_s`) and less than half of it is the
     provider's: the time is spent inside the service (its process, its host, its database)."""
-    job, w = targets.job("api"), window or targets.query.rate_window
+    w = window or targets.query.rate_window
+    if lacking := prometheus._lacking(targets, "latency-source", "request_duration", "upstream_duration"):
+        return lacking
+    on_api = f'{targets.signals["request_duration"].label("route")}=~"/api/.*"'
     api = (
         f"histogram_quantile({quantile:g}, sum by (le) "
-        f'(rate(http_request_duration_seconds_bucket{{job="{job}",route=~"/api/.*"}}[{w}])))'
+        f"(rate({prometheus.series(targets, 'request_duration', None, on_api)}[{w}])))"
     )
     provider = (
         f"histogram_quantile({quantile:g}, sum by (le) "
-        f'(rate(upstream_request_duration_seconds_bucket{{job="{job}"}}[{w}])))'
+        f"(rate({prometheus.series(targets, 'upstream_duration', None)}[{w}])))"
     )
     try:
         api_s = prometheus.scalar(targets, api, client=client)
@@ -306,9 +331,9 @@ def check_latency_source(
     except ProbeError as exc:
         return prometheus._cannot_ask("latency-source", exc)
     if api_s is None:
-        return CheckResult(
-            "latency-source", Status.UNKNOWN, f"no /api requests in the last {w}", {"window": w}
-        )
+        return prometheus._no_requests(targets, "latency-source", w, "request_duration", " to /api")
+    if past := prometheus.stale(targets, "latency-source", "request_duration", client=client):
+        return past
     share = min(1.0, (upstream_s or 0.0) / api_s) if api_s else 0.0
     evidence = {
         "api_s": round(api_s, 3),

@@ -40,6 +40,7 @@ from checks import (
     Targets,
     cache,
     http,
+    prometheus,
     redis,
     restart_service,
     set_cache_ttl,
@@ -64,7 +65,7 @@ health
 
 # %% tags=["diagnosis"]
 # The hit rate the service sees over the last rate window, against the policy's 30 % floor.
-hit_rate = redis.check_service_hit_rate(targets, floor=hit_rate_floor)
+hit_rate = prometheus.check_cache_hit_ratio(targets, warn_below=hit_rate_floor, crit_below=hit_rate_floor)
 hit_rate
 
 # %% tags=["diagnosis"]
@@ -127,9 +128,10 @@ evictions_ok
 # %% tags=["verify"]
 # The hit rate climbs back over the floor (it needs most of one rate window to show).
 hit_rate_ok = wait_until_ok(
-    redis.check_service_hit_rate,
+    prometheus.check_cache_hit_ratio,
     targets,
-    floor=hit_rate_floor,
+    warn_below=hit_rate_floor,
+    crit_below=hit_rate_floor,
     timeout_s=recovery_timeout_s if warm.changed or ttl.changed or restart.changed or room.changed else 0,
     interval_s=1.0,
 )

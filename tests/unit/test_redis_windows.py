@@ -1,10 +1,11 @@
-"""Windowed cache verdicts read from Prometheus: hit rate and eviction rate."""
+"""Windowed cache verdicts read from Prometheus: the service's hit ratio and Redis's eviction rate."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from checks import Status, redis
+from checks import Status, prometheus, redis
 from checks.testing import prometheus_transport, targets
 
 
@@ -12,17 +13,35 @@ def _answer(value: float | None) -> httpx.Client:
     return httpx.Client(transport=prometheus_transport(lambda _: [] if value is None else [({}, value)]))
 
 
-def test_hit_rate_under_the_floor_is_crit_and_over_it_ok() -> None:
-    assert redis.check_service_hit_rate(targets(), floor=0.3, client=_answer(0.1)).status is Status.CRIT
-    ok = redis.check_service_hit_rate(targets(), floor=0.3, client=_answer(0.8))
-    assert ok.status is Status.OK
-    assert ok.evidence["hit_rate"] == 0.8
+def _lookups(hits: float, total: float) -> httpx.Client:
+    return httpx.Client(
+        transport=prometheus_transport(lambda q: [({}, hits if 'result="hit"' in q else total)])
+    )
 
 
-def test_hit_rate_without_lookups_or_prometheus_is_unknown() -> None:
-    assert redis.check_service_hit_rate(targets(), client=_answer(None)).status is Status.UNKNOWN
+@pytest.mark.parametrize(
+    ("ratio", "expected"),
+    [(0.05, Status.CRIT), (0.1, Status.WARN), (0.29, Status.WARN), (0.3, Status.OK), (0.8, Status.OK)],
+)
+def test_hit_ratio_bands_fall_under_their_floors(ratio: float, expected: Status) -> None:
+    result = prometheus.check_cache_hit_ratio(
+        targets(), warn_below=0.3, crit_below=0.1, client=_lookups(ratio * 10, 10)
+    )
+    assert result.status is expected
+    assert result.evidence["hit_ratio"] == ratio
+
+
+def test_hit_ratio_without_lookups_or_prometheus_is_unknown() -> None:
+    assert prometheus.check_cache_hit_ratio(targets(), client=_answer(None)).status is Status.UNKNOWN
     broken = httpx.Client(transport=prometheus_transport({}, error="boom"))
-    assert redis.check_service_hit_rate(targets(), client=broken).status is Status.UNKNOWN
+    assert prometheus.check_cache_hit_ratio(targets(), client=broken).status is Status.UNKNOWN
+
+
+def test_a_hit_ratio_from_a_window_whose_samples_stopped_is_unknown() -> None:
+    stale = httpx.Client(transport=prometheus_transport(lambda q: [({}, 5.0)], age_s=None))
+    result = prometheus.check_cache_hit_ratio(targets(), client=stale)
+    assert result.status is Status.UNKNOWN
+    assert "no current sample" in result.summary
 
 
 def test_evictions_now_are_crit_none_ok_no_series_unknown() -> None:

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from checks import Status, upstream
+from checks.signals import Signals
 from checks.testing import json_transport, prometheus_transport, targets
 
 
@@ -22,10 +23,27 @@ def test_when_most_upstream_calls_fail_then_upstream_errors_is_crit() -> None:
     assert result.evidence["share"] == pytest.approx(0.9)
 
 
-def test_when_there_are_no_upstream_calls_then_nothing_failed() -> None:
-    result = upstream.check_upstream_errors(targets(), client=outcomes())
+def test_when_current_samples_show_no_upstream_call_then_nothing_failed() -> None:
+    result = upstream.check_upstream_errors(targets(), client=outcomes(ok=0.0, error=0.0))
     assert result.status is Status.OK
     assert "no upstream calls" in result.summary
+
+
+def test_without_the_upstream_metric_nothing_is_said_to_be_fine() -> None:
+    result = upstream.check_upstream_errors(targets(), client=outcomes())
+    assert result.status is Status.UNKNOWN
+    assert "signals" in result.remedy
+
+
+def test_upstream_calls_from_a_window_whose_samples_stopped_are_unknown() -> None:
+    series = [({"outcome": "ok"}, 1.0)]
+    client = httpx.Client(transport=prometheus_transport(lambda q: series, age_s=None))
+    assert upstream.check_upstream_errors(targets(), client=client).status is Status.UNKNOWN
+
+
+def test_where_the_service_has_no_upstream_signal_the_check_does_not_apply() -> None:
+    result = upstream.check_upstream_errors(targets(signals=Signals()), client=outcomes(ok=1.0))
+    assert result.status is Status.NOT_APPLICABLE
 
 
 def test_429s_are_judged_apart_from_errors() -> None:
