@@ -5,7 +5,7 @@
     python -m sandbox status                   one "service state" line per service
     python -m sandbox endpoints                the endpoints as JSON
     python -m sandbox logs SERVICE [-n LINES]
-    python -m sandbox stop|start SERVICE
+    python -m sandbox stop|start|restart SERVICE   returns once it is down, or up and ready
     python -m sandbox faults                   the fault catalogue: name, alerts, description
     python -m sandbox inject|clear FAULT       stage or undo a fault (game days, drills)
 
@@ -13,9 +13,21 @@
 once, replica 0 in the usual directory and replica K in its sibling `<dir>-K`
 (parallel test workers take one each). Their output lines start with `replica K:`.
 
-Every subcommand takes `--driver auto|native|compose` (default auto).
+Every subcommand takes `--driver auto|native|compose` (default auto). Before the
+subcommand, `--dir DIR` names the sandbox's working directory (default:
+$DRILLBOOK_SANDBOX_DIR, else .sandbox/) and `--driver` may also stand there: the
+platform commands in the state file use both, so that a runbook's restart reaches
+its own sandbox.
+
+`start` and `restart` fail (exit 1, with the tail of the service's log) when the
+service does not come up ready, for instance when it exits at once because its port
+is taken. With the native driver, if supervisord has died under its services, `status`
+reports those that still run as "orphaned", `down` stops them, and `up` stops them
+before it starts afresh (see sandbox/_native.py).
+
 Exit codes: 0 done; 1 failed (the message says why and how to fix it);
-2 bad usage; 3 no sandbox is running, or `status` found a service not running.
+2 bad usage; 3 no sandbox is running, or `status` found a service that is not
+running under supervision (stopped, exited, or orphaned).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from sandbox import SERVICES, NotRunning, SandboxError, get_driver, use_replica
@@ -47,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
         help="where the services run (default: auto)",
     )
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the drillbook sandbox.")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="the sandbox's working directory (default: $DRILLBOOK_SANDBOX_DIR, else .sandbox/)",
+    )
+    parser.add_argument(
+        "--driver",
+        dest="default_driver",
+        choices=["auto", "native", "compose"],
+        help="the driver, for a subcommand that names none",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     replicas = argparse.ArgumentParser(add_help=False)
     replicas.add_argument(
@@ -64,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", parents=[common], help="last lines of a service's log")
     logs.add_argument("service", choices=SERVICES)
     logs.add_argument("-n", "--lines", type=int, default=50)
-    for verb in ("stop", "start"):
+    for verb in ("stop", "start", "restart"):
         command = commands.add_parser(verb, parents=[common], help=f"{verb} one service")
         command.add_argument("service", choices=SERVICES)
     commands.add_parser("faults", parents=[common], help="list the fault catalogue")
@@ -118,6 +143,11 @@ def _on_replicas(argv: Sequence[str], count: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.dir is not None:  # for this process and the replicas' children alike
+        os.environ["DRILLBOOK_SANDBOX_DIR"] = str(args.dir.resolve())
+        os.environ.pop("DRILLBOOK_SANDBOX_STATE", None)  # it names another sandbox's file
+    if args.driver == "auto" and args.default_driver is not None:
+        args.driver = args.default_driver
     if getattr(args, "replicas", 1) > 1:
         single = [args.command, "--driver", args.driver]
         if getattr(args, "timeout", None) is not None:
@@ -147,6 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 states = driver.status()
                 for service, state in states.items():
                     print(f"{service:<11} {state}")
+                if orphaned := [service for service, state in states.items() if state == "orphaned"]:
+                    print(
+                        f"sandbox: supervisord is gone, but {', '.join(orphaned)} still run without it"
+                        " (orphaned)\nHint: `python -m sandbox down` stops them, then `python -m sandbox up`"
+                        " starts afresh.",
+                        file=sys.stderr,
+                    )
                 if any(state != "running" for state in states.values()):
                     return EXIT_NOT_RUNNING
             case "endpoints":
@@ -157,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 driver.stop(args.service)
             case "start":
                 driver.start(args.service)
+            case "restart":
+                driver.restart(args.service)
             case "inject":
                 Injector.attach(driver).inject(args.fault)
             case "clear":

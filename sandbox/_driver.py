@@ -262,7 +262,10 @@ class Driver(ABC):
 
     @abstractmethod
     def status(self) -> dict[str, str]:
-        """Service -> state ("running", "stopped", "exited", ...); "running" means up."""
+        """Service -> state ("running", "stopped", "exited", ...); "running" means up.
+
+        "orphaned" (native driver): the service's process runs, but the supervisor that
+        started it is gone; `down` stops it."""
 
     def endpoints(self) -> dict[str, str]:
         """Service -> URL or DSN, from the state file."""
@@ -274,11 +277,17 @@ class Driver(ABC):
 
     @abstractmethod
     def stop(self, service: str) -> None:
-        """Stop one service; it stays down until `start`."""
+        """Stop one service; it stays down until `start`. Returns once it has exited."""
 
     @abstractmethod
     def start(self, service: str) -> None:
-        """Start one stopped service again."""
+        """Start one stopped service again; return once it is ready, raise `StartupError`
+        (with the tail of its log) when it does not come up."""
+
+    def restart(self, service: str) -> None:
+        """Stop `service`, then start it: ready on return, `StartupError` if it does not come up."""
+        self.stop(service)
+        self.start(service)
 
 
 def run_command(

@@ -5,6 +5,7 @@ Everything lives in one working directory (`sandbox_dir()`), wiped at `up`:
     supervisord.conf  supervisor.sock  supervisord.pid  supervisord.log
     state.json  chaos.json              what `up` publishes (mode 0600: they hold tokens)
     logs/<service>.log                  one log per service (stdout + stderr)
+    processes.json  ports.json          each service's pid and start time; the ports `up` picked
     postgres/data  postgres/.s.PGSQL.*  cluster and its unix socket (owned by `postgres` as root)
     prometheus/prometheus.yml  prometheus/data
     alertmanager/alertmanager.yml  alertmanager/data
@@ -22,23 +23,50 @@ Start-up has three stages so that nothing pages while the sandbox comes up: ever
 server starts at once; the api and the postgres exporter once the schema is applied
 (before that the exporter would report the database down); the traffic generator once
 the api's /health answers 200.
+
+What runs is known even when supervisord is not. After every start and stop (and at
+every `status` while supervisord answers), `processes.json` records each service's
+pid with its start time as the kernel tells it (/proc/PID/stat; `ps -o lstart` where
+there is no /proc), so that a recycled pid is never taken for a service; PostgreSQL's
+own `postmaster.pid`, checked against the process's command line, is a second witness.
+supervisord makes every service the leader of its own process group, so a service's
+group holds every process it started. When supervisord has died under its services:
+
+- `status` reports each service that still runs as "orphaned" (not "stopped");
+- `down` stops them itself: the service's stop signal to its whole group (SIGINT
+  for PostgreSQL, SIGTERM for the rest), a wait of up to SHUTDOWN_TIMEOUT_S, then
+  SIGKILL and a last wait of KILL_TIMEOUT_S; whatever survives makes it fail
+  (exit 1) naming the processes;
+- `up` does the same before it wipes the directory, and refuses (exit 1) if it
+  cannot, so that it never deletes a directory under a live PostgreSQL;
+- `start` and `stop` refuse with a hint to run `down`, then `up`.
+
+`start SERVICE` returns once the service answers its readiness probe (the same one
+`up` waits for) and supervisord calls it RUNNING; a service that exits as soon as it
+starts (its port taken, a bad configuration) fails `start` with the tail of its log.
+`stop SERVICE` returns once every process of the service's group has exited. The
+platform commands that runbooks use (`restart`, `stop`, `start` in the state file) are
+`python -m sandbox --dir DIR --driver native VERB SERVICE`, so a restart that does
+not come back up is reported as failed, not as applied.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import logging
 import os
 import pwd
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import xmlrpc.client
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -47,7 +75,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]  # no stubs
+from supervisor.xmlrpc import Faults, SupervisorTransport  # type: ignore[import-untyped]  # no stubs
 
 from sandbox._driver import (
     APP_ROLE,
@@ -64,10 +92,11 @@ from sandbox._driver import (
     sandbox_dir,
     warm_cache,
 )
-from sandbox._errors import NotRunning, SandboxError, StartupError
+from sandbox._errors import NotRunning, ReadinessTimeout, SandboxError, StartupError
 from sandbox._ports import pick_ports
 from sandbox._readiness import (
     NotReady,
+    http_answers,
     http_ok,
     postgres_accepts,
     prometheus_has_sample,
@@ -82,8 +111,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MARKER = ".drillbook-sandbox"  # `up` only wipes directories that carry it
 PG_SUPERUSER = "postgres"
 CRASHED = frozenset({"BACKOFF", "EXITED", "FATAL"})  # supervisor states of a failed start
-SHUTDOWN_TIMEOUT_S = 30.0
+LIVE = frozenset({"STARTING", "RUNNING", "STOPPING"})  # supervisor states with a process
+SHUTDOWN_TIMEOUT_S = 30.0  # stop signal -> SIGKILL, for a service's process group
+KILL_TIMEOUT_S = 5.0  # SIGKILL -> giving up on a process that outlives it
+START_TIMEOUT_S = 60.0  # `start SERVICE`: until the service answers its readiness probe
 COMMAND_TIMEOUT_S = 30.0
+# Each service's stop signal, as supervisord.conf has it (`stopsignal`); SIGTERM otherwise.
+# PostgreSQL: a fast shutdown, as SIGTERM would wait for the api's pooled connections to close.
+STOP_SIGNALS: dict[str, signal.Signals] = {"postgres": signal.SIGINT}
 PROCFS = Path("/proc/self/stat").exists()
 # PostgreSQL's own default. The pool-exhaustion drill fills it but for the API pool's room
 # and two slots; with fewer, those few would be a tenth of the limit and the leak would
@@ -129,6 +164,18 @@ class Layout:
     @property
     def heartbeat(self) -> Path:
         return self.root / "traffic.heartbeat"
+
+    @property
+    def processes(self) -> Path:
+        return self.root / "processes.json"
+
+    @property
+    def ports(self) -> Path:
+        return self.root / "ports.json"
+
+    @property
+    def postmaster_pid(self) -> Path:
+        return self.postgres / "data" / "postmaster.pid"
 
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
@@ -222,6 +269,137 @@ def _pid_is_supervising(pid: int, conf: Path) -> bool:
     return os.fsencode(conf) in cmdline.split(b"\0")
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (index 0 is field 3, the state)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone (ENOENT, ESRCH) between the listing and the read
+        return None
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start_time(pid: int) -> str | None:
+    """When `pid` started, as the kernel tells it; None when no such live process exists.
+
+    With the pid it names one process: a pid the kernel hands out again has another
+    start time."""
+    if PROCFS:
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X"):
+            return None
+        return fields[19]  # field 22, starttime: clock ticks after boot
+    try:
+        done = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def _members(pgids: set[int]) -> dict[int, list[int]]:
+    """Process group -> its live processes (zombies excluded), for each of `pgids` that has any."""
+    found: dict[int, list[int]] = {}
+    if not PROCFS:
+        for pgid in pgids:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                continue
+            except PermissionError:
+                pass  # it exists
+            found[pgid] = [pgid]
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) in pgids:
+            found.setdefault(int(fields[2]), []).append(int(entry.name))
+    return found
+
+
+def terminate_groups(
+    leaders: Mapping[str, int],
+    *,
+    timeout_s: float = SHUTDOWN_TIMEOUT_S,
+    signals: Mapping[str, int] | None = None,
+) -> dict[str, list[int]]:
+    """Stop each named process and everything in its process group; return what survived.
+
+    `leaders` maps a name to the pid of a live process, normally a group leader (its group
+    id is its pid; supervisord makes each service one). Each group gets its stop signal
+    (`signals[name]`, else SIGTERM), then up to `timeout_s` to exit; whatever is left gets
+    SIGKILL and KILL_TIMEOUT_S more. Returns name -> pids still alive after that: empty
+    when everything is gone. A process that leads no group is signalled alone.
+    """
+    signals = signals or {}
+    groups: dict[str, int] = {}
+    for name, pid in leaders.items():
+        try:
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            continue  # already gone
+        try:
+            if pgid == pid:
+                os.killpg(pgid, signals.get(name, signal.SIGTERM))
+            else:
+                os.kill(pid, signals.get(name, signal.SIGTERM))
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass  # another user's: it will be reported as a survivor
+        groups[name] = pid if pgid == pid else -pid  # negative: that one process, not a group
+
+    def survivors() -> dict[str, list[int]]:
+        members = _members({pgid for pgid in groups.values() if pgid > 0})
+        left = {name: members[pgid] for name, pgid in groups.items() if pgid > 0 and pgid in members}
+        left |= {name: [-pid] for name, pid in groups.items() if pid < 0 and _pid_alive(-pid)}
+        return left
+
+    def gone() -> None:
+        left = survivors()
+        if left:
+            raise NotReady("still running: " + ", ".join(f"{name} (pids {p})" for name, p in left.items()))
+
+    try:
+        wait_for(
+            "stopped processes",
+            gone,
+            deadline=time.monotonic() + timeout_s,
+            tried="the stop signal to each process group",
+            hint="SIGKILL follows.",
+        )
+        return {}
+    except ReadinessTimeout:
+        left = survivors()
+    log.warning("still running %.0f s after the stop signal: %s; sending SIGKILL", timeout_s, left)
+    for name in left:
+        pgid = groups[name]
+        try:
+            if pgid > 0:
+                os.killpg(pgid, signal.SIGKILL)
+            else:
+                os.kill(-pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+    try:
+        wait_for(
+            "killed processes",
+            gone,
+            deadline=time.monotonic() + KILL_TIMEOUT_S,
+            tried="SIGKILL to each process group",
+            hint="a process in uninterruptible sleep, or owned by another user, outlives SIGKILL.",
+        )
+    except ReadinessTimeout:
+        return survivors()
+    return {}
+
+
 def _ini(value: str) -> str:
     """Escape a value for supervisord.conf, which expands `%(name)s`."""
     return value.replace("%", "%%")
@@ -252,8 +430,18 @@ class NativeDriver(Driver):
                 return  # idempotent: same processes, ports and tokens
             log.info("stopping the half-running sandbox in %s", self.layout.root)
             self.down()
+        elif orphans := self._unsupervised():
+            # Never wipe the directory under a live PostgreSQL: stop what the dead supervisord left.
+            log.warning(
+                "supervisord of the sandbox in %s is gone, but %s still run (orphaned); stopping them first",
+                self.layout.root,
+                ", ".join(f"{service} (pid {pid})" for service, pid in orphans.items()),
+            )
+            self.down()
         self._recreate_root()
         ports = pick_ports()
+        self.layout.ports.write_text(json.dumps(ports, indent=2))
+        probes = self._probes(ports)
         endpoints = loopback_endpoints(ports)
         admin_token, chaos_token = new_token(), new_token()
         failing: str | None = None  # the service to blame; None: supervisord or set-up
@@ -264,56 +452,30 @@ class NativeDriver(Driver):
             self._start_supervisord(binaries, deadline)
             self._initdb(binaries, timeout_s=deadline - time.monotonic())
             self._start_now(("postgres",))
-            admin_dsn = f"postgresql://{PG_SUPERUSER}@127.0.0.1:{ports['postgres']}/postgres"
             failing = "postgres"
-            self._await(
-                "postgres",
-                partial(postgres_accepts, admin_dsn),
-                deadline,
-                tried=f"psycopg.connect({admin_dsn!r})",
-            )
+            self._await("postgres", *probes["postgres"], deadline)
             started = time.monotonic()
-            _bootstrap_database(admin_dsn, endpoints["postgres"])
+            _bootstrap_database(_admin_dsn(ports), endpoints["postgres"])
             log.info("schema applied in %.1fs", time.monotonic() - started)
             self._start_now(STARTED_AFTER_SCHEMA)
-            failing = "redis"
-            self._await(
-                "redis",
-                partial(redis_pings, endpoints["redis"]),
-                deadline,
-                tried=f"PING {endpoints['redis']}",
-            )
-            for service, url in (
-                ("upstream", f"{endpoints['upstream']}/health"),
-                ("receiver", f"{endpoints['receiver']}/health"),
-                ("chaos", f"http://127.0.0.1:{ports['chaos']}/health"),
-                ("api", f"{endpoints['api']}/health"),
-            ):
+            for service in ("redis", "upstream", "receiver", "chaos", "api"):
                 failing = service
-                self._await(service, partial(http_ok, url), deadline, tried=f"GET {url} == 200")
+                self._await(service, *probes[service], deadline)
             warm_cache(endpoints["api"], admin_token, timeout_s=max(1.0, deadline - time.monotonic()))
             self._start_now(STARTED_AFTER_API)
-            for service, url in (
-                ("alertmanager", f"{endpoints['alertmanager']}/-/ready"),
-                ("blackbox", f"{endpoints['blackbox']}/-/healthy"),
-                ("postgres-exporter", f"http://127.0.0.1:{ports['postgres-exporter']}/metrics"),
-                ("redis-exporter", f"http://127.0.0.1:{ports['redis-exporter']}/metrics"),
-                ("prometheus", f"{endpoints['prometheus']}/-/ready"),
-            ):
+            for service in ("alertmanager", "blackbox", "postgres-exporter", "redis-exporter", "prometheus"):
                 failing = service
-                self._await(service, partial(http_ok, url), deadline, tried=f"GET {url} == 200")
+                self._await(service, *probes[service], deadline)
             self.timings["healthy"] = time.monotonic() - started_up
             failing = "traffic"
-            self._await(
-                "traffic", partial(_file_exists, self.layout.heartbeat), deadline, tried="its heartbeat file"
-            )
+            self._await("traffic", *probes["traffic"], deadline)
             failing = "prometheus"
             query = 'up{job="api"} == 1'
             self._await(
                 "prometheus",
                 partial(prometheus_has_sample, endpoints["prometheus"], query),
+                f"query {query} at {endpoints['prometheus']}",
                 deadline,
-                tried=f"query {query} at {endpoints['prometheus']}",
                 what="prometheus scraping api",
             )
             self.timings["scraped"] = time.monotonic() - started_up
@@ -347,12 +509,13 @@ class NativeDriver(Driver):
         except BaseException:
             self.down()
             raise
+        self._record_processes(self._process_infos())
         record_started(
             self.state_file,
             driver="native",
             endpoints=endpoints,
             ports=ports,
-            platform=platform_commands(self._ctl()),
+            platform=platform_commands(self._cli()),
             admin_token=admin_token,
             chaos_token=chaos_token,
         )
@@ -379,6 +542,21 @@ class NativeDriver(Driver):
                 hint=f"see {self.layout.root / 'supervisord.log'}; kill {pid} by hand if it hangs.",
             )
             log.info("sandbox stopped in %.1fs", time.monotonic() - started)
+        if orphans := self._unsupervised():  # supervisord died, or left some behind
+            log.warning(
+                "stopping %s: still running without supervisord (orphaned)",
+                ", ".join(f"{service} (pid {pid})" for service, pid in orphans.items()),
+            )
+            survivors = terminate_groups(orphans, signals=STOP_SIGNALS)
+            if survivors:
+                pids = " ".join(str(pid) for group in survivors.values() for pid in sorted(group))
+                named = ", ".join(f"{service} (pids {group})" for service, group in survivors.items())
+                raise SandboxError(
+                    f"could not stop every process of the sandbox in {self.layout.root}: {named}"
+                    f" outlived SIGTERM and SIGKILL\nHint: `kill -9 {pids}` as their owner (or root),"
+                    " then `python -m sandbox down` again."
+                )
+        self.layout.processes.unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
         chaos_path().unlink(missing_ok=True)
 
@@ -392,9 +570,14 @@ class NativeDriver(Driver):
             raise NotReady(f"still {waiting}")
 
     def status(self) -> dict[str, str]:
+        """Each service's state under supervisord; without supervisord, "orphaned" for each
+        service whose process still runs (see the module docstring) and "stopped" for the rest."""
         if self._supervisord_pid() is None:
-            return dict.fromkeys(SERVICES, "stopped")
-        states = {info["name"]: info["statename"].lower() for info in self._process_infos()}
+            orphans = self._unsupervised()
+            return {service: "orphaned" if service in orphans else "stopped" for service in SERVICES}
+        infos = self._process_infos()
+        self._record_processes(infos)
+        states = {info["name"]: info["statename"].lower() for info in infos}
         return {service: states.get(service, "absent") for service in SERVICES}
 
     def logs(self, service: str, *, lines: int = 50) -> str:
@@ -407,27 +590,197 @@ class NativeDriver(Driver):
         return self._log_tail(service, lines)
 
     def stop(self, service: str) -> None:
-        self._supervisorctl("stop", check_service(service))
+        """Stop `service` and return once every process of its group has exited (a no-op
+        when it is not running)."""
+        self._need_supervisord("stop", check_service(service))
+        pid = self._supervised_pid(service)
+        try:  # supervisord signals the group, waits `stopwaitsecs`, then SIGKILLs the group
+            self._rpc().supervisor.stopProcess(service, True)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != Faults.NOT_RUNNING:
+                raise SandboxError(
+                    f"supervisord could not stop {service}: {exc.faultString}\n"
+                    f"Hint: see {self.layout.root / 'supervisord.log'}."
+                ) from exc
+        except OSError as exc:
+            raise SandboxError(
+                f"supervisord at {self.layout.socket} did not answer: {exc}\n"
+                f"Hint: `python -m sandbox status` says what still runs."
+            ) from exc
+        if pid:
+
+            def group_gone() -> None:
+                if left := _members({pid}).get(pid):
+                    raise NotReady(f"pids {left} of {service}'s process group still run")
+
+            wait_for(
+                f"{service} to stop",
+                group_gone,
+                deadline=time.monotonic() + KILL_TIMEOUT_S,
+                tried=f"stopProcess({service!r}) over {self.layout.socket}",
+                hint=f"kill the process group by hand: `kill -9 -- -{pid}`.",
+            )
+        self._record_processes(self._process_infos())
 
     def start(self, service: str) -> None:
-        self._supervisorctl("start", check_service(service))
+        """Start `service` and return once it answers its readiness probe and supervisord
+        calls it RUNNING; `StartupError` with the tail of its log when it does not stay up."""
+        self._need_supervisord("start", check_service(service))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        probe, tried = self._probes(self._ports(), whole=False)[service]
+        try:
+            self._rpc().supervisor.startProcess(service, False)
+        except xmlrpc.client.Fault as exc:
+            if exc.faultCode != Faults.ALREADY_STARTED:  # already started: check it all the same
+                raise StartupError(
+                    f"supervisord could not start {service}: {exc.faultString}",
+                    service=service,
+                    log_tail=self._log_tail(service),
+                ) from exc
+        except OSError as exc:
+            raise SandboxError(
+                f"supervisord at {self.layout.socket} did not answer: {exc}\n"
+                f"Hint: see {self.layout.root / 'supervisord.log'}."
+            ) from exc
+        try:
+            self._await(
+                service,
+                probe,
+                tried,
+                deadline,
+                supervised=True,
+                hint=f"the last lines of its log are below; `python -m sandbox logs {service}` shows more.",
+            )
+        except SandboxError as exc:
+            raise StartupError(
+                f"{service} did not start: {exc}", service=service, log_tail=self._log_tail(service)
+            ) from exc
+        finally:
+            self._record_processes(self._process_infos())
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _ctl(self) -> list[str]:
-        ctl = Path(sys.prefix) / "bin" / "supervisorctl"
-        return [str(ctl), "-c", str(self.layout.conf)]
+    def _cli(self) -> list[str]:
+        """The command line that drives this sandbox: the runbooks' platform commands."""
+        return [sys.executable, "-m", "sandbox", "--dir", str(self.layout.root), "--driver", "native"]
 
-    def _supervisorctl(self, verb: str, service: str) -> None:
-        if self._supervisord_pid() is None:
-            raise NotRunning(
-                f"no supervisord runs for {self.layout.root}\nHint: `python -m sandbox up` first."
+    def _need_supervisord(self, verb: str, service: str) -> None:
+        if self._supervisord_pid() is not None:
+            return
+        if orphans := self._unsupervised():
+            raise SandboxError(
+                f"cannot {verb} {service}: the supervisord of {self.layout.root} is gone, and "
+                f"{', '.join(orphans)} still run without it (orphaned)\n"
+                "Hint: `python -m sandbox down` stops them; then `python -m sandbox up` starts afresh."
             )
-        run_command(
-            [*self._ctl(), verb, service],
-            timeout_s=COMMAND_TIMEOUT_S,
-            hint=f"read `python -m sandbox logs {service}` and {self.layout.root}/supervisord.log.",
-        )
+        raise NotRunning(f"no supervisord runs for {self.layout.root}\nHint: `python -m sandbox up` first.")
+
+    def _supervised_pid(self, service: str) -> int:
+        """The pid supervisord holds for `service`; 0 when it runs none."""
+        return next((int(i["pid"]) for i in self._process_infos() if i["name"] == service), 0)
+
+    def _record_processes(self, infos: list[dict[str, Any]]) -> None:
+        """Write processes.json: service -> pid and start time, for each live service process."""
+        records: dict[str, dict[str, Any]] = {}
+        for info in infos:
+            pid = int(info.get("pid") or 0)
+            if info["name"] in SERVICES and info["statename"] in LIVE and pid > 0:
+                started = process_start_time(pid)
+                if started is not None:
+                    records[info["name"]] = {"pid": pid, "started": started}
+        partial_file = self.layout.processes.with_name(f"{self.layout.processes.name}.{os.getpid()}.tmp")
+        try:
+            partial_file.write_text(json.dumps(records, indent=2))
+            partial_file.replace(self.layout.processes)
+        except FileNotFoundError:
+            pass  # the directory went away (a concurrent `up` wipes it): nothing to record
+
+    def _unsupervised(self) -> dict[str, int]:
+        """Service -> pid of each recorded service process that still runs (same pid, same
+        start time), and PostgreSQL by its own pid file; in start-up order."""
+        try:
+            records = json.loads(self.layout.processes.read_text())
+            recorded = {str(name): (int(r["pid"]), str(r["started"])) for name, r in records.items()}
+        except FileNotFoundError:
+            recorded = {}
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SandboxError(
+                f"{self.layout.processes} is unreadable ({exc}); it cannot say which processes run\n"
+                "Hint: `python -m sandbox status` after removing it reports PostgreSQL alone; stop the rest"
+                " by hand."
+            ) from exc
+        live = {name: pid for name, (pid, started) in recorded.items() if process_start_time(pid) == started}
+        if "postgres" not in live and (postmaster := self._postmaster()) is not None:
+            live["postgres"] = postmaster
+        return {service: live[service] for service in SERVICES if service in live}
+
+    def _postmaster(self) -> int | None:
+        """The pid in PostgreSQL's postmaster.pid, if that process runs on this directory's cluster."""
+        data = self.layout.postmaster_pid.parent
+        try:
+            lines = self.layout.postmaster_pid.read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if pid <= 0 or not _pid_alive(pid):
+            return None
+        if PROCFS:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                return None
+            if os.fsencode(str(data)) not in cmdline:
+                return None  # a recycled pid
+        return pid
+
+    def _ports(self) -> dict[str, int]:
+        try:
+            ports: dict[str, int] = json.loads(self.layout.ports.read_text())
+        except (FileNotFoundError, ValueError) as exc:
+            raise SandboxError(
+                f"no record of the sandbox's ports at {self.layout.ports} ({exc})\n"
+                "Hint: a sandbox started by an older version: `python -m sandbox down`, then `up`."
+            ) from exc
+        return ports
+
+    def _probes(
+        self, ports: Mapping[str, int], *, whole: bool = True
+    ) -> dict[str, tuple[Callable[[], None], str]]:
+        """Service -> (readiness probe, what it tries): what `up` and `start` wait for.
+
+        With `whole` (`up`), the services' own health checks must answer 200, which for the
+        api means its dependencies are healthy too. Without (`start` of one service), any
+        answer of theirs will do: the process serves, and /health says how it fares."""
+        endpoints = loopback_endpoints(ports)
+        admin_dsn = _admin_dsn(ports)
+        own = {
+            "upstream": f"{endpoints['upstream']}/health",
+            "receiver": f"{endpoints['receiver']}/health",
+            "chaos": f"http://127.0.0.1:{ports['chaos']}/health",
+            "api": f"{endpoints['api']}/health",
+        }
+        urls = {
+            "alertmanager": f"{endpoints['alertmanager']}/-/ready",
+            "blackbox": f"{endpoints['blackbox']}/-/healthy",
+            "postgres-exporter": f"http://127.0.0.1:{ports['postgres-exporter']}/metrics",
+            "redis-exporter": f"http://127.0.0.1:{ports['redis-exporter']}/metrics",
+            "prometheus": f"{endpoints['prometheus']}/-/ready",
+        }
+        return {
+            "postgres": (partial(postgres_accepts, admin_dsn), f"psycopg.connect({admin_dsn!r})"),
+            "redis": (partial(redis_pings, endpoints["redis"]), f"PING {endpoints['redis']}"),
+            **{service: (partial(http_ok, url), f"GET {url} == 200") for service, url in urls.items()},
+            **{
+                service: (partial(http_ok, url), f"GET {url} == 200")
+                if whole
+                else (partial(http_answers, url), f"GET {url} (any HTTP answer)")
+                for service, url in own.items()
+            },
+            "traffic": (
+                partial(_beats_after, self.layout.heartbeat, time.time()),
+                f"a fresh touch of {self.layout.heartbeat}",
+            ),
+        }
 
     def _start_now(self, services: tuple[str, ...]) -> None:
         """Ask supervisord to start `services` without waiting; `_await` checks them later."""
@@ -728,25 +1081,38 @@ class NativeDriver(Driver):
         self,
         service: str,
         probe: Callable[[], None],
+        tried: str,
         deadline: float,
         *,
-        tried: str,
         what: str | None = None,
+        supervised: bool = False,
+        hint: str | None = None,
     ) -> None:
-        """Poll `probe` to `deadline`, failing at once if supervisord saw `service` die."""
+        """Poll `probe` to `deadline`, failing at once if supervisord saw `service` die.
+
+        With `supervised`, also until supervisord calls it RUNNING (it has lived `startsecs`),
+        and its state is read again after the probe: a process that exited while something
+        else answered on its port is not ready."""
+
+        def state() -> str | None:
+            now = next((i["statename"] for i in self._process_infos() if i["name"] == service), None)
+            if now in CRASHED:
+                raise SandboxError(f"{service} is {now} under supervisord: it exited as soon as it started")
+            return now
 
         def alive_and_ready() -> None:
-            state = next((i["statename"] for i in self._process_infos() if i["name"] == service), None)
-            if state in CRASHED:
-                raise SandboxError(f"{service} is {state} under supervisord")
+            state()
             probe()
+            if supervised and (now := state()) != "RUNNING":
+                raise NotReady(f"{service} is {now} under supervisord")
 
         elapsed = wait_for(
             what or service,
             alive_and_ready,
             deadline=deadline,
             tried=tried,
-            hint=f"read `python -m sandbox logs {service}` or {self.layout.log(service)}; "
+            hint=hint
+            or f"read `python -m sandbox logs {service}` or {self.layout.log(service)}; "
             "raise the timeout with `python -m sandbox up --timeout SECONDS`.",
         )
         log.info("%s ready in %.1fs", what or service, elapsed)
@@ -790,6 +1156,16 @@ def _save_template(data: Path, template: Path, *, timeout_s: float) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def _file_exists(path: Path) -> None:
-    if not path.exists():
-        raise NotReady(f"{path} does not exist yet")
+def _admin_dsn(ports: Mapping[str, int]) -> str:
+    """The superuser's DSN (trust authentication on loopback): bootstrap and readiness."""
+    return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{ports['postgres']}/postgres"
+
+
+def _beats_after(path: Path, since: float) -> None:
+    """`path` was touched at or after `since` (a `time.time()` value)."""
+    try:
+        touched = path.stat().st_mtime
+    except FileNotFoundError:
+        raise NotReady(f"{path} does not exist yet") from None
+    if touched < since - 1.0:  # a second of slack for filesystem timestamp granularity
+        raise NotReady(f"{path} not touched since the start")

@@ -89,6 +89,18 @@ def http_ok(url: str) -> None:
         raise NotReady(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+def http_answers(url: str) -> None:
+    """`GET url` gets an HTTP answer, whatever its status: the server listens and serves.
+
+    For a service started on its own, whose health may report a dependency that is down
+    (the api's /health answers 503 while Redis is stopped): that is its health, not a
+    failed start."""
+    try:
+        httpx.get(url, timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise NotReady(f"{type(exc).__name__}: {exc}") from exc
+
+
 def _prometheus_query(prometheus_url: str, query: str) -> list[dict[str, Any]]:
     """The samples of the instant `query`; NotReady when Prometheus does not answer it."""
     try:
