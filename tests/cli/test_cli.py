@@ -483,7 +483,7 @@ def test_plan_lists_every_mitigation_with_its_exact_command_and_changes_nothing(
     done = drillbook("plan", "service-down")
     assert done.returncode == 0, done.stderr
     assert "restart service on api in sandbox" in done.stdout
-    assert "supervisorctl" in done.stdout
+    assert "-m sandbox" in done.stdout  # the sandbox's own CLI: it waits until the service is ready
     assert "restart api" in done.stdout
 
 
