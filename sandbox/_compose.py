@@ -9,6 +9,10 @@ it starts, and a service that a drill stops and starts again must keep its endpo
 The project is `drillbook` for the default sandbox directory and `drillbook-<hash of
 the directory>` for any other, so sandboxes run side by side.
 
+`start SERVICE` (and the runbooks' `start` and `restart` platform commands) returns once
+the service's healthcheck passes again, and fails with the tail of its log when the
+container exits or stays unhealthy: a restart that does not come back is not "applied".
+
 The admin and chaos tokens are fresh at each `up` and reach the containers through
 the environment of the `docker compose` process (compose.yaml interpolates them).
 """
@@ -60,6 +64,12 @@ CONTAINER_PORTS = {
 }
 COMMAND_TIMEOUT_S = 120.0
 WAIT_HEALTHY_S = 60  # a restarted or started service's healthcheck must pass within this
+# `up` on one service that creates nothing and returns once its healthcheck passes; it
+# fails when the container exits or stays unhealthy past the timeout.
+WAIT_ARGS = (
+    "up", "--detach", "--wait", "--wait-timeout", str(WAIT_HEALTHY_S),
+    "--no-deps", "--no-build", "--no-recreate",
+)  # fmt: skip
 LOG_TAIL_LINES = 30
 HINT = (
     "`docker info` and `docker compose version` must both work (Compose v2 plugin);"
@@ -93,9 +103,7 @@ def healthy_platform_commands(base: Sequence[str]) -> dict[str, list[str]]:
     argument, never as script text.
     """
     prefix = shlex.join(base)
-    wait = (
-        f'{prefix} up --detach --wait --wait-timeout {WAIT_HEALTHY_S} --no-deps --no-build --no-recreate "$1"'
-    )
+    wait = f'{prefix} {shlex.join(WAIT_ARGS)} "$1"'
 
     def then_wait(verb: str) -> list[str]:
         return ["sh", "-c", f'{prefix} {verb} "$1" && {wait}', verb, "{service}"]
@@ -245,4 +253,15 @@ class ComposeDriver(Driver):
         self._compose("stop", check_service(service))
 
     def start(self, service: str) -> None:
-        self._compose("start", check_service(service))
+        """Start `service` and return once compose calls it healthy; `StartupError` with the
+        tail of its log when its container exits or stays unhealthy."""
+        check_service(service)
+        try:
+            self._compose("start", service)
+            self._compose(*WAIT_ARGS, service, timeout_s=WAIT_HEALTHY_S + 30)
+        except CommandError as exc:
+            try:
+                tail = self._compose("logs", "--no-color", "--tail", str(LOG_TAIL_LINES), service)
+            except CommandError as logs_error:
+                tail = logs_error.output
+            raise StartupError(f"{service} did not start: {exc}", service=service, log_tail=tail) from exc

@@ -431,7 +431,12 @@ def test_stop_start_and_logs_name_one_service(workdir: Path) -> None:
     driver.stop("postgres")
     driver.start("postgres")
     driver.logs("api", lines=5)
-    assert recorder.verbs() == ["stop postgres", "start postgres", "logs --no-color --tail 5 api"]
+    assert recorder.verbs() == [
+        "stop postgres",
+        "start postgres",
+        "up --detach --wait --wait-timeout 60 --no-deps --no-build --no-recreate postgres",  # until healthy
+        "logs --no-color --tail 5 api",
+    ]
     with pytest.raises(ValueError, match="unknown service"):
         driver.stop("mysql")
 
