@@ -15,7 +15,7 @@ from typing import Any
 import redis as redis_py
 
 from checks._errors import ProbeError
-from checks._result import CheckResult, Status, unobserved
+from checks._result import CheckResult, Status, ladder, unobserved
 from checks.targets import Targets
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "check_reachable",
     "check_ttls",
     "client",
+    "memory_verdict",
     "ttl_survey",
 ]
 
@@ -177,18 +178,36 @@ def check_evictions(target: Targets | str, *, since: int = 0) -> CheckResult:
 
 
 def check_memory(target: Targets | str, *, warn_ratio: float = 0.8, crit_ratio: float = 0.95) -> CheckResult:
-    """Used memory against maxmemory; OK with a note when no limit is set."""
+    """Used memory against maxmemory: WARN from `warn_ratio`, CRIT from `crit_ratio`; OK with a
+    note when no limit is set. At the limit under `noeviction`, Redis refuses writes."""
     try:
         stats = cache_stats(target)
     except ProbeError as exc:
         return _unreachable("cache-memory", exc)
-    evidence = {"used_memory": stats.used_memory, "maxmemory": stats.maxmemory}
+    return memory_verdict(stats, warn_ratio=warn_ratio, crit_ratio=crit_ratio)
+
+
+def memory_verdict(stats: CacheStats, *, warn_ratio: float, crit_ratio: float) -> CheckResult:
+    """The verdict of `check_memory` on what INFO said."""
+    evidence = {
+        "used_memory": stats.used_memory,
+        "maxmemory": stats.maxmemory,
+        "maxmemory_policy": stats.maxmemory_policy,
+    }
     usage = stats.memory_usage
     if usage is None:
         return CheckResult("cache-memory", Status.OK, "no maxmemory limit is set", evidence)
     summary = f"{stats.used_memory / 2**20:.1f} MiB of {stats.maxmemory / 2**20:.1f} MiB ({usage:.0%})"
-    status = Status.CRIT if usage >= crit_ratio else Status.WARN if usage >= warn_ratio else Status.OK
-    return CheckResult("cache-memory", status, summary, evidence)
+    status = ladder(usage, warn=warn_ratio, crit=crit_ratio)
+    if status is Status.CRIT and stats.maxmemory_policy == "noeviction":
+        summary += ": at the limit under noeviction, Redis refuses writes (OOM errors)"
+    return CheckResult(
+        "cache-memory",
+        status,
+        summary,
+        evidence,
+        remedy="Raise maxmemory (the mitigation shows current and new), or find what fills it.",
+    )
 
 
 @dataclass(frozen=True, slots=True)

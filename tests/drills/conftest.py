@@ -42,7 +42,7 @@ def quiet_sandbox(request: pytest.FixtureRequest) -> None:
             http.check_health(targets).ok
             and prometheus.check_route_error_ratio(targets).ok
             and prometheus.check_latency_quantile(targets).status is not Status.CRIT
-            and prometheus.check_cache_hit_ratio(targets, floor=BASELINE_HIT_RATIO).ok
+            and prometheus.check_cache_hit_ratio(targets, warn_below=BASELINE_HIT_RATIO).ok
         ),
         timeout_s=90,
         what="a healthy, quiet sandbox before the drill (health; /api errors, latency, cache hits)",

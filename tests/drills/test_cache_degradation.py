@@ -8,13 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from checks import Status, Targets, classify, http, redis
+from checks import Status, Targets, classify, http, prometheus, redis
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
 from tests.drills.waiting import wait_for, wait_for_window_after
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
+
+FLOOR = 0.30  # the runbook's hit rate floor (its hit_rate_floor parameter)
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def faults(sandbox: Driver, runbook_targets: Targets) -> Iterator[Injector]:
         lambda: (
             http.check_health(runbook_targets).ok
             and redis.check_eviction_rate(runbook_targets).ok
-            and redis.check_service_hit_rate(runbook_targets).ok
+            and prometheus.check_cache_hit_ratio(runbook_targets).ok
         ),
         timeout_s=30,
         what="Redis and the service's hit rate to be healthy after the drill",
@@ -70,12 +72,12 @@ def test_cold_cache_gets_its_ttl_back_and_is_warmed(faults: Injector, runbook_ta
     try:
         wait_for_window_after(runbook_targets, time.time(), what="the cache was flushed")
         wait_for(
-            lambda: redis.check_service_hit_rate(runbook_targets).status is Status.CRIT,
+            lambda: prometheus.check_cache_hit_ratio(runbook_targets, crit_below=FLOOR).status is Status.CRIT,
             timeout_s=25,
             what="the hit rate to fall under the floor",
         )
         record, diagnosis, actions = _run("cache-cold")
-        assert diagnosis["service-hit-rate"] is Status.CRIT
+        assert diagnosis["cache-hit-ratio"] is Status.CRIT
         ttls = next(r for r in record.results("diagnosis") if r.name == "cache-ttls")
         assert ttls.status is Status.CRIT, ttls.summary
         assert diagnosis["redis"] is Status.OK

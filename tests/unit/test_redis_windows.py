@@ -48,3 +48,25 @@ def test_evictions_now_are_crit_none_ok_no_series_unknown() -> None:
     assert redis.check_eviction_rate(targets(), client=_answer(3.5)).status is Status.CRIT
     assert redis.check_eviction_rate(targets(), client=_answer(0)).status is Status.OK
     assert redis.check_eviction_rate(targets(), client=_answer(None)).status is Status.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("used", "expected"),
+    [(79, Status.OK), (80, Status.WARN), (94, Status.WARN), (95, Status.CRIT), (100, Status.CRIT)],
+)
+def test_memory_bands_start_at_their_ratios(used: int, expected: Status) -> None:
+    stats = redis.CacheStats(0, 0, 0, used_memory=used, maxmemory=100, maxmemory_policy="allkeys-lru", keys=1)
+    assert redis.memory_verdict(stats, warn_ratio=0.8, crit_ratio=0.95).status is expected
+
+
+def test_memory_full_under_noeviction_says_writes_are_refused() -> None:
+    stats = redis.CacheStats(0, 0, 0, used_memory=100, maxmemory=100, maxmemory_policy="noeviction", keys=1)
+    result = redis.memory_verdict(stats, warn_ratio=0.8, crit_ratio=0.95)
+    assert result.status is Status.CRIT
+    assert "refuses writes" in result.summary
+    assert result.evidence["maxmemory_policy"] == "noeviction"
+
+
+def test_without_a_memory_limit_memory_is_fine() -> None:
+    stats = redis.CacheStats(0, 0, 0, used_memory=10**9, maxmemory=0, maxmemory_policy="noeviction", keys=1)
+    assert redis.memory_verdict(stats, warn_ratio=0.8, crit_ratio=0.95).ok
