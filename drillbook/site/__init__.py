@@ -42,6 +42,9 @@ from typing import Any, Protocol
 
 from material.plugins.search.plugin import SearchIndex
 from mkdocs.plugins import event_priority
+from mkdocs.utils import get_relative_url
+
+from checks import load_environments
 
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
 from ._common import TODAY_VARIABLE, SiteError, SitePaths, today
@@ -73,8 +76,10 @@ from ._runbooks import (
     render_runbook_catalogue,
     render_runbook_steps,
     runbook_index,
+    tagged_cells,
 )
 from ._search import BackgroundSearchIndex
+from ._summary import SUMMARY_CLASS, SummaryLinks, incident_environment, render_runbook_summary, run_command
 from ._templates import (
     PLACEHOLDER,
     Placeholder,
@@ -91,6 +96,7 @@ __all__ = [
     "PLACEHOLDER",
     "POLICY_DATA_ID",
     "SEVERITY_FIELDS",
+    "SUMMARY_CLASS",
     "TODAY_VARIABLE",
     "AlertLink",
     "AlertRule",
@@ -99,13 +105,16 @@ __all__ = [
     "RunbookPage",
     "SiteError",
     "SitePaths",
+    "SummaryLinks",
     "Verification",
     "check_placeholders",
     "define_env",
     "escalation_mermaid",
+    "incident_environment",
     "link_alerts",
     "on_config",
     "on_page_content",
+    "on_page_markdown",
     "on_post_build",
     "on_post_page",
     "on_post_page_macros",
@@ -126,9 +135,11 @@ __all__ = [
     "render_escalation_table",
     "render_runbook_catalogue",
     "render_runbook_steps",
+    "render_runbook_summary",
     "render_severity_decision",
     "render_severity_matrix",
     "render_severity_target",
+    "run_command",
     "runbook_index",
 ]
 
@@ -234,15 +245,18 @@ def define_env(env: MacrosEnv) -> None:
             link_from=src_path(),
             today=today(),
             drills=read_drills(paths.drill_summary),
+            known_alerts={rule.name for rule in read_alert_rules(_alert_rule_files(paths, env.conf))},
         )
 
     def alert_rules() -> str:
         rules = read_alert_rules(_alert_rule_files(paths, env.conf))
-        slugs = (page.slug for page in read_runbook_pages(paths.runbooks))
-        links = link_alerts(rules, str(env.conf.get("site_url") or ""), slugs)
-        return render_alerts_table(links, link_from=src_path())
+        titles = {page.slug: page.title for page in read_runbook_pages(paths.runbooks)}
+        links = link_alerts(rules, str(env.conf.get("site_url") or ""), titles)
+        return render_alerts_table(links, link_from=src_path(), titles=titles)
 
     pages_with_badge: set[tuple[str, str]] = set()
+    next_step: dict[str, int] = {}
+    """The number the next step of each page gets: steps are numbered once across a page."""
 
     def runbook_steps(slug: str, tag: str) -> str:
         """The cells of notebooks/<slug>.py tagged `tag`, with the output of the last verified run."""
@@ -257,9 +271,14 @@ def define_env(env: MacrosEnv) -> None:
         badge = key not in pages_with_badge
         pages_with_badge.add(key)
         drills = read_drills(paths.drill_summary).get(slug, ()) if badge else ()
-        return render_runbook_steps(
-            notebook, paths.executed / f"{slug}.ipynb", tag, badge=badge, drills=drills
+        if badge:  # the page's first steps
+            next_step[src_path()] = 1
+        first = next_step.get(src_path(), 1)
+        markdown = render_runbook_steps(
+            notebook, paths.executed / f"{slug}.ipynb", tag, badge=badge, drills=drills, first_step=first
         )
+        next_step[src_path()] = first + len(tagged_cells(notebook, tag))
+        return markdown
 
     def print_runbooks() -> str:
         """Every runbook, one after the other, for printing or saving as one PDF: a table of
@@ -333,6 +352,48 @@ def on_post_page_macros(env: MacrosEnv) -> None:
     if page.file.src_uri in _EXPANDED:
         _EXPANDED.discard(page.file.src_uri)
         page.meta["render_macros"] = True
+
+
+def _runbook_slug(src_uri: str) -> str | None:
+    """The slug of a runbook page (`runbooks/<slug>.md`, not the catalogue), else None."""
+    folder, _, name = src_uri.rpartition("/")
+    if folder != "runbooks" or not name.endswith(".md") or name == "index.md":
+        return None
+    return name.removesuffix(".md")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """mkdocs hook: a runbook page opens, under its title, with its summary (_summary.py)."""
+    slug = _runbook_slug(page.file.src_uri)
+    if slug is None:
+        return markdown
+    paths = SitePaths.from_config(config)
+    runbook = next((p for p in read_runbook_pages(paths.runbooks) if p.slug == slug), None)
+    if runbook is None:
+        return markdown
+
+    def link(src: str) -> str:
+        target = files.get_file_from_path(src)
+        if target is None:
+            raise SiteError(f"the runbook summary links {src}, which this site does not have")
+        return str(get_relative_url(target.url, page.url))
+
+    summary = render_runbook_summary(
+        runbook,
+        paths.severity(),
+        environment=incident_environment(load_environments(paths.policy_file("environments.yml"))),
+        links=SummaryLinks(
+            alerts=link("alerts.md"),
+            severity=link("severity.md"),
+            known_alerts=frozenset(rule.name for rule in read_alert_rules(_alert_rule_files(paths, config))),
+        ),
+        verification=read_verification(paths.executed, slug),
+        drills=read_drills(paths.drill_summary).get(slug, ()),
+        today=today(),
+    )
+    lines = markdown.split("\n")
+    title = next((i for i, line in enumerate(lines) if line.startswith("# ")), -1)
+    return "\n".join([*lines[: title + 1], summary, *lines[title + 1 :]])
 
 
 _PRINT = PrintAssembly()

@@ -17,7 +17,7 @@ import html
 import logging
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ._common import SiteError, escape, table
+from ._runbooks import breakable
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -150,28 +151,40 @@ def _code(text: str) -> str:
     return "<code>" + html.escape(" ".join(text.split())).replace("|", "&#124;") + "</code>"
 
 
-def render_alerts_table(links: Sequence[AlertLink], *, link_from: str = "alerts.md") -> str:
-    """Every alert with its expression, severity and the runbook it leads to."""
+def render_alerts_table(
+    links: Sequence[AlertLink],
+    *,
+    link_from: str = "alerts.md",
+    titles: Mapping[str, str] | None = None,
+) -> str:
+    """Every alert with the runbook it leads to (its name is that link too), its severity, its
+    `for:` and its expression; `titles` names the runbooks by slug."""
     if not links:
         return "\n*No alert rules configured: this build found no rule file.*\n"
     depth = link_from.count("/")
     up = "../" * depth
+    titles = titles or {}
     rows = []
     for link in links:
         rule = link.rule
+        anchor = f'<span id="alert-{html.escape(rule.name)}"></span>'
+        name = breakable(escape(rule.name))
+        summary = f'<br><span class="drillbook-muted">{escape(rule.summary)}</span>' if rule.summary else ""
         if link.written:
-            runbook = f"[{link.slug}]({up}runbooks/{link.slug}.md)"
+            target = f"{up}runbooks/{link.slug}.md"
+            alert = f"{anchor}[**{name}**]({target}){summary}"
+            runbook = f"[{escape(titles.get(str(link.slug), str(link.slug)))}]({target})"
         else:
+            alert = f"{anchor}**{name}**{summary}"
             runbook = f'<span class="drillbook-missing">runbook not written yet ({link.slug})</span>'
         rows.append(
             (
-                f'<span id="alert-{html.escape(rule.name)}"></span>**{escape(rule.name)}**',
-                escape(rule.severity) or "—",
-                _code(rule.expr),
-                escape(rule.duration) or "—",
-                escape(rule.summary) or "—",
+                alert,
                 runbook,
+                escape(rule.severity) or "—",
+                escape(rule.duration) or "—",
+                _code(rule.expr),
             )
         )
-    header = ("Alert", "Severity", "Expression", "For", "Summary", "Runbook")
+    header = ("Alert", "Runbook", "Severity", "For", "Expression")
     return table(header, rows, attrs='class="drillbook-alerts"')

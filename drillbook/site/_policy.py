@@ -30,25 +30,15 @@ POLICY_DATA_ID = "drillbook-policy"
 
 def render_severity_matrix(policy: SeverityPolicy) -> str:
     """Every level of the severity policy as one Markdown table, most severe first."""
-    header = (
-        "Level",
-        "Name",
-        "Definition",
-        "Examples",
-        "Acknowledge within",
-        "Resolve within",
-        "Update every",
-        "Paging",
-    )
+    header = ("Level", "Definition", "Acknowledge within", "Resolve within", "Update every", "Paging")
     rows = []
     for level in policy.levels:
         aliases = f" ({', '.join(level.aliases)})" if level.aliases else ""
+        examples = "".join(f"<br>• {escape(example)}" for example in level.examples)
         rows.append(
             (
-                f"**{level.id}**{aliases}",
-                escape(level.name),
-                escape(level.definition),
-                "<br>".join(f"• {escape(example)}" for example in level.examples),
+                f'**{level.id}**{aliases}<br><span class="drillbook-muted">{escape(level.name)}</span>',
+                f'{escape(level.definition)}<span class="drillbook-muted">{examples}</span>',
                 duration(level.acknowledge_within),
                 duration(level.resolve_within),
                 duration(level.update_every),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import posixpath
+import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -33,6 +35,14 @@ _CATALOGUE_KEYS = ("title", "description", "severity", "owner", "last_reviewed")
 
 
 @dataclass(frozen=True, slots=True)
+class Dashboard:
+    """A dashboard the runbook's front matter links (`dashboards: [{title, url}]`)."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunbookPage:
     """What the catalogue shows of one `docs/runbooks/<slug>.md`, read from its front matter."""
 
@@ -48,6 +58,8 @@ class RunbookPage:
     review_every_days: int | None
     tags: tuple[str, ...] = ()
     faults: tuple[str, ...] = ()
+    symptoms: tuple[str, ...] = ()
+    dashboards: tuple[Dashboard, ...] = ()
 
     def review_due(self) -> date | None:
         if self.review_every_days is None:
@@ -71,6 +83,15 @@ def _strings(path: Path, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, list):
         raise SiteError(f"{path}: front matter {key!r} must be a list, such as [api]")
     return tuple(str(item) for item in value)
+
+
+def _dashboards(path: Path, data: Mapping[str, Any]) -> tuple[Dashboard, ...]:
+    value = data.get("dashboards", [])
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and item.get("title") and item.get("url") for item in value
+    ):
+        raise SiteError(f"{path}: front matter 'dashboards' must be a list of {{title, url}}")
+    return tuple(Dashboard(title=str(item["title"]), url=str(item["url"])) for item in value)
 
 
 def _read_runbook_page(path: Path) -> RunbookPage:
@@ -102,6 +123,8 @@ def _read_runbook_page(path: Path) -> RunbookPage:
         review_every_days=every,
         tags=_strings(path, data, "tags"),
         faults=_strings(path, data, "faults"),
+        symptoms=_strings(path, data, "symptoms"),
+        dashboards=_dashboards(path, data),
     )
 
 
@@ -270,6 +293,23 @@ def _drill_cell(drills: Sequence[DrillResult]) -> str:
     return escape(drill_phrase(drills)) + when
 
 
+def breakable(name: str) -> str:
+    """An identifier such as `PostgresConnectionsHigh` that may wrap only between its words."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[_:-])", "<wbr>", name)
+
+
+def _status_cell(page: RunbookPage, today: date, drills: Sequence[DrillResult]) -> str:
+    return (
+        f"{_review_cell(page, today)}<br>reviewed {page.last_reviewed.isoformat()}<br>{_drill_cell(drills)}"
+    )
+
+
+def _keywords(page: RunbookPage) -> str:
+    """What the catalogue filter matches besides the row's text: symptoms, faults, alert names."""
+    words = " ".join((*page.symptoms, *page.faults, *page.alerts))
+    return html.escape(" ".join(words.split()), quote=True).replace("|", "&#124;")
+
+
 def render_runbook_catalogue(
     pages: Sequence[RunbookPage],
     severity: SeverityPolicy,
@@ -277,13 +317,57 @@ def render_runbook_catalogue(
     link_from: str = "runbooks/index.md",
     today: date | None = None,
     drills: Mapping[str, Sequence[DrillResult]] | None = None,
+    known_alerts: Collection[str] | None = None,
 ) -> str:
-    """One row per runbook, most severe first; links are relative to the page `link_from`."""
+    """One row per runbook, most severe first; links are relative to the page `link_from`.
+
+    An alert links to its rule on the alerts page when `known_alerts` (the rule files' alert
+    names; None: every alert) has it.
+
+    Five columns, so that the table fits the page's column on a laptop; on a phone the
+    site's styles show each row as a card. The runbook's link comes first either way.
+    """
     if not pages:
         return "\n*No runbooks yet: add `docs/runbooks/<slug>.md` and `notebooks/<slug>.py`.*\n"
-    order = {level.id: index for index, level in enumerate(severity.levels)}
     today = today or datetime.now(UTC).date()
     drills = drills or {}
+    here = posixpath.dirname(link_from) or "."
+    alerts_page = posixpath.relpath("alerts.md", here)
+    rows = []
+    for page, label in by_severity(pages, severity):
+        link = posixpath.relpath(f"runbooks/{page.slug}.md", here)
+        about = ", ".join(escape(service) for service in page.services)
+        if page.tags:
+            about += " · " + ", ".join(f"#{escape(tag)}" for tag in page.tags)
+        rows.append(
+            (
+                f"[{escape(page.title)}]({link})"
+                f'<span class="drillbook-keywords" data-keywords="{_keywords(page)}"></span>'
+                f'<br>{escape(page.description)}<br><span class="drillbook-muted">{about}</span>',
+                label,
+                escape(page.owner),
+                "<br>".join(
+                    f"[{breakable(escape(alert))}]({alerts_page}#alert-{alert})"
+                    if known_alerts is None or alert in known_alerts
+                    else f"`{escape(alert)}`"
+                    for alert in page.alerts
+                )
+                or "—",
+                _status_cell(page, today, drills.get(page.slug, ())),
+            )
+        )
+    header = ("Runbook", "Severity", "Owner", "Alerts", "Review and drill")
+    search = (
+        '\n<p><input type="search" class="drillbook-filter" data-filter="drillbook-catalogue" '
+        'placeholder="Filter by symptom, alert, service, owner or tag" '
+        'aria-label="Filter the runbook catalogue"></p>\n'
+    )
+    return search + table(header, rows, attrs='class="drillbook-catalogue" id="drillbook-catalogue"')
+
+
+def by_severity(pages: Sequence[RunbookPage], severity: SeverityPolicy) -> list[tuple[RunbookPage, str]]:
+    """The runbooks, most severe first, then by title; each with its level's label."""
+    order = {level.id: index for index, level in enumerate(severity.levels)}
     ranked = []
     for page in pages:
         try:
@@ -291,39 +375,7 @@ def render_runbook_catalogue(
         except ConfigError as exc:
             raise SiteError(f"{page.path}: front matter severity: {exc}") from exc
         ranked.append((order[level.id], page.title.lower(), page, level.label))
-    rows = []
-    for _, _, page, label in sorted(ranked, key=lambda item: item[:2]):
-        link = posixpath.relpath(f"runbooks/{page.slug}.md", posixpath.dirname(link_from) or ".")
-        rows.append(
-            (
-                f"[{escape(page.title)}]({link})<br>{escape(page.description)}",
-                label,
-                escape(page.owner),
-                ", ".join(escape(service) for service in page.services) or "—",
-                ", ".join(f"`{escape(alert)}`" for alert in page.alerts) or "—",
-                ", ".join(f"#{escape(tag)}" for tag in page.tags) or "—",
-                page.last_reviewed.isoformat(),
-                _review_cell(page, today),
-                _drill_cell(drills.get(page.slug, ())),
-            )
-        )
-    header = (
-        "Runbook",
-        "Severity",
-        "Owner",
-        "Services",
-        "Alerts",
-        "Tags",
-        "Last reviewed",
-        "Review",
-        "Last drill",
-    )
-    search = (
-        '\n<p><input type="search" class="drillbook-filter" data-filter="drillbook-catalogue" '
-        'placeholder="Filter by symptom, alert, service, owner or tag" '
-        'aria-label="Filter the runbook catalogue"></p>\n'
-    )
-    return search + table(header, rows, attrs='class="drillbook-catalogue" id="drillbook-catalogue"')
+    return [(page, label) for _, _, page, label in sorted(ranked, key=lambda item: item[:2])]
 
 
 def runbook_index(
@@ -408,6 +460,23 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
+STATUS_GLYPHS = {"⚫": "na", "🟢": "ok", "🟡": "warn", "⚪": "unknown", "🔴": "crit"}
+"""The emoji a check's Markdown starts with, by status: the page draws a shape instead, since a
+machine (or a PDF) without an emoji font shows an empty box. The status word follows in the text."""
+
+_GLYPH = re.compile("|".join(map(re.escape, STATUS_GLYPHS)))
+
+
+def status_marks(markdown: str) -> str:
+    """`markdown` with each status emoji replaced by a CSS-drawn mark (the text says the status)."""
+    return _GLYPH.sub(
+        lambda m: (
+            f'<span class="drillbook-mark drillbook-mark--{STATUS_GLYPHS[m[0]]}" aria-hidden="true"></span>'
+        ),
+        markdown,
+    )
+
+
 def _render_outputs(outputs: Sequence[Any]) -> str:
     """A cell's recorded outputs as Markdown: `text/markdown` as is, else `text/plain` as text."""
     parts: list[str] = []
@@ -418,7 +487,7 @@ def _render_outputs(outputs: Sequence[Any]) -> str:
         elif kind in ("display_data", "execute_result"):
             data = output.get("data", {})
             if "text/markdown" in data:
-                parts.append(_text(data["text/markdown"]).strip())
+                parts.append(status_marks(_text(data["text/markdown"]).strip()))
             elif "text/plain" in data:
                 parts.append(fence(_text(data["text/plain"]), "text"))
             elif data:
@@ -454,20 +523,8 @@ def _read_executed(path: Path, mtime_ns: int) -> Any:
     return nbformat.read(path, as_version=4)
 
 
-def render_runbook_steps(
-    notebook_path: Path,
-    executed_path: Path | None,
-    tag: str,
-    *,
-    badge: bool = True,
-    drills: Sequence[DrillResult] = (),
-) -> str:
-    """The code cells of a Jupytext notebook tagged `tag`, as explained steps with their outputs.
-
-    `executed_path` is the executed `.ipynb` of a verified run; when it is None or
-    missing, the steps say they were not verified in this build. `badge` puts that
-    verdict, with the runbook's `drills`, above the steps (a page shows it once).
-    """
+def tagged_cells(notebook_path: Path, tag: str) -> list[Any]:
+    """The code cells of a Jupytext notebook tagged `tag`; raises naming the tags it has when none is."""
     if not notebook_path.is_file():
         raise SiteError(f"runbook_steps: no notebook at {notebook_path}")
     notebook = _read_notebook(notebook_path, notebook_path.stat().st_mtime_ns)
@@ -479,6 +536,27 @@ def render_runbook_steps(
             f"runbook_steps: no code cell of {notebook_path} is tagged {tag!r}; "
             f"the tags in that notebook are: {', '.join(known) or '(none)'}"
         )
+    return cells
+
+
+def render_runbook_steps(
+    notebook_path: Path,
+    executed_path: Path | None,
+    tag: str,
+    *,
+    badge: bool = True,
+    drills: Sequence[DrillResult] = (),
+    first_step: int = 1,
+) -> str:
+    """The code cells of a Jupytext notebook tagged `tag`, as explained steps with their outputs.
+
+    `executed_path` is the executed `.ipynb` of a verified run; when it is None or
+    missing, the steps say they were not verified in this build. `badge` puts that
+    verdict, with the runbook's `drills`, above the steps (a page shows it once).
+    Steps are numbered from `first_step`, so that a page that shows several tags
+    numbers its steps once, from top to bottom.
+    """
+    cells = tagged_cells(notebook_path, tag)
 
     recorded: dict[str, list[Any]] | None = None
     verification: Verification | None = None
@@ -488,10 +566,9 @@ def render_runbook_steps(
         verification = _verification_from(executed.get("metadata", {}).get("drillbook", {}), "executed_at")
 
     blocks = [render_badge(verification, drills)] if badge else []
-    for number, cell in enumerate(cells, start=1):
+    for number, cell in enumerate(cells, start=first_step):
         explanation, code = _split_explanation(cell.source)
-        if len(cells) > 1:
-            explanation = f"**Step {number}.** {explanation}".rstrip()
+        explanation = f"**Step {number}.** {explanation}".rstrip()
         if explanation:
             blocks.append(explanation)
         if code:

@@ -59,7 +59,7 @@ def _executed_copy(project: Path, slug: str) -> None:
     notebook.metadata["drillbook"] = {"executed_at": VERIFIED_AT, "status": "ok", "environment": "sandbox"}
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            data = {"text/markdown": f"**{OUTPUT_MARK}**", "text/plain": "CheckResult(CRIT)"}
+            data = {"text/markdown": f"\U0001f534 **{OUTPUT_MARK}**", "text/plain": "CheckResult(CRIT)"}
             cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
             cell.execution_count = 1
     target = project / "build" / "executed" / f"{slug}.ipynb"

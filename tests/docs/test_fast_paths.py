@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import markdown
@@ -20,7 +21,7 @@ from material.plugins.search.plugin import SearchIndex
 from mkdocs.structure.toc import get_toc
 
 from drillbook.site._expand import expand_calls, protect_alert_templates
-from drillbook.site._search import BackgroundSearchIndex, IndexedPage
+from drillbook.site._search import KEYWORDS, BackgroundSearchIndex, IndexedPage
 from tests.docs.test_site import REPO, built, copy_project, mkdocs_build
 
 # --------------------------------------------------------------------------- macro calls
@@ -195,3 +196,35 @@ def test_the_background_index_is_materials_index_entry_for_entry() -> None:
     locations = [entry["location"] for entry in json.loads(got)["docs"]]
     assert "runbooks/service-down/#diagnosis" in locations
     assert not any(location.startswith("hidden/") for location in locations)
+
+
+def test_a_runbook_page_is_found_by_its_front_matter_keywords() -> None:
+    """The first entry of a runbook page holds its symptoms and alerts (as words too); no other does."""
+    meta = {
+        "title": "Database connections",
+        "alerts": ["PostgresConnectionsHigh"],
+        "symptoms": ["remaining connection slots are reserved"],
+        "services": ["postgres"],
+        "faults": ["db-pool-exhausted"],
+    }
+    content = '<h1>Database connections</h1><h2 id="impact">Impact</h2><p>x</p>'
+    url, title = "runbooks/database-connections/", "Database connections"
+    runbook = SimpleNamespace(content=content, toc=get_toc([]), url=url, title=title, meta=meta)
+    other = SimpleNamespace(
+        content="<h1>Templates</h1>",
+        toc=get_toc([]),
+        url="templates/",
+        title="Templates",
+        meta={"alerts": ["X"]},
+    )
+    config = {"lang": ["en"], "separator": r"[\s\-]+", "pipeline": [], "fields": {}}
+    index = BackgroundSearchIndex(**config)
+    index.add_entry_from_context(runbook)
+    index.add_entry_from_context(other)
+    docs = json.loads(index.generate_search_index(None))["docs"]
+    first, section, templates = docs
+    assert "remaining connection slots are reserved" in first[KEYWORDS]
+    assert "Postgres Connections High" in first[KEYWORDS]
+    assert "db pool exhausted" in first[KEYWORDS]
+    assert KEYWORDS not in section
+    assert KEYWORDS not in templates

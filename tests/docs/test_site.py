@@ -376,6 +376,7 @@ def text_of(page: Path) -> str:
 
     raw = page.read_text(encoding="utf-8")
     raw = re.sub(r"<script.*?</script>", " ", raw, flags=re.DOTALL)
+    raw = raw.replace("<wbr>", "")  # a place a word may wrap, not a space
     return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", raw)).split())
 
 

@@ -17,6 +17,61 @@
   var script = document.currentScript;
   var assets = script ? script.src.replace(/javascripts\/drillbook\.js(\?.*)?$/, "") : "";
 
+  /* ------------------------------------------------------------------ accessible names
+   Material's search overlay is a dialog without a name; a screen reader announces it as one. */
+  document.querySelectorAll(".md-search[role=dialog]:not([aria-label])").forEach(function (dialog) {
+    dialog.setAttribute("aria-label", "Search");
+  });
+
+  /* ------------------------------------------------------------------ tables
+   Each cell carries its column's name (shown when a table becomes cards). A table that does not
+   fit its column becomes one card per row; the check runs again when the window changes size.
+   While it is cards, roles keep it a table for assistive technology. */
+  var tables = Array.prototype.slice.call(document.querySelectorAll(".md-typeset table"));
+  tables.forEach(function (table) {
+    var names = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, index) {
+        if (names[index]) cell.setAttribute("data-label", names[index]);
+      });
+    });
+  });
+
+  var ROLES = [["thead", "rowgroup"], ["tbody", "rowgroup"], ["tr", "row"], ["th", "columnheader"], ["td", "cell"]];
+
+  function cards(table, on) {
+    table.classList.toggle("drillbook-cards", on);
+    if (on) table.setAttribute("role", "table"); else table.removeAttribute("role");
+    ROLES.forEach(function (pair) {
+      table.querySelectorAll(pair[0]).forEach(function (el) {
+        if (on) el.setAttribute("role", pair[1]); else el.removeAttribute("role");
+      });
+    });
+  }
+
+  function fit() {
+    tables.forEach(function (table) {
+      cards(table, false);
+      var column = table.closest("article") || document.body;
+      var box = table.closest(".md-typeset__scrollwrap") || table.parentElement;
+      var wide = table.scrollWidth > column.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1;
+      if (wide) cards(table, true);
+    });
+  }
+
+  if (tables.length) {
+    fit();
+    window.addEventListener("load", fit);
+    var resizing = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizing);
+      resizing = setTimeout(fit, 100);
+    });
+    window.addEventListener("beforeprint", fit);
+  }
+
   /* ------------------------------------------------------------------ catalogue filter */
   function words(text) {
     return text.toLowerCase().split(/\s+/).filter(Boolean);
@@ -33,7 +88,8 @@
       var wanted = words(input.value);
       var shown = 0;
       rows.forEach(function (row) {
-        var text = row.textContent.toLowerCase();
+        var keywords = row.querySelector("[data-keywords]");
+        var text = (row.textContent + " " + (keywords ? keywords.dataset.keywords : "")).toLowerCase();
         var match = wanted.every(function (w) { return text.indexOf(w) !== -1; });
         row.hidden = !match;
         if (match) shown += 1;
