@@ -49,6 +49,7 @@ __all__ = [
     "check_idle_in_transaction",
     "check_long_running_queries",
     "check_reachable",
+    "check_server",
     "check_service_pool",
     "connect",
     "connections",
@@ -384,6 +385,40 @@ def check_reachable(target: Targets | str) -> CheckResult:
             remedy="Every ordinary slot is taken: see the database-connections runbook.",
         )
     return CheckResult("postgres", Status.OK, f"reachable ({version}, {role})", {"role": role})
+
+
+def check_server(target: Targets | str) -> CheckResult:
+    """Is the PostgreSQL server up? It is when it answers at all, even to refuse a session for
+    lack of slots: a full database is not a down one, and restarting it would drop every session
+    for nothing. CRIT when nothing answers (refused, timed out, or the query failed).
+
+    The evidence a restart acts on; `check_reachable` is what a responder reads.
+    """
+    try:
+        with connect(target) as conn:
+            conn.execute("SELECT 1")
+            full = through_reserved(conn)
+    except DatabaseFull:
+        return CheckResult(
+            "postgres-server",
+            Status.OK,
+            "up: it answers, and refuses sessions for lack of slots (full, not down)",
+            {"full": True},
+        )
+    except ProbeError as exc:
+        return _unreachable("postgres-server", exc)
+    except psycopg.Error as exc:
+        return _unreachable(
+            "postgres-server", ProbeError(f"query failed: {_first_line(exc)}", target=location(target))
+        )
+    if full:
+        return CheckResult(
+            "postgres-server",
+            Status.OK,
+            "up: it answers through the reserved connection, and refuses ordinary sessions (full, not down)",
+            {"full": True},
+        )
+    return CheckResult("postgres-server", Status.OK, "up: it answers queries", {"full": False})
 
 
 def _unreachable(name: str, exc: ProbeError) -> CheckResult:

@@ -41,6 +41,12 @@ database = postgres.check_reachable(targets)
 database
 
 # %% tags=["diagnosis"]
+# Is the server up at all? A server that refuses us for lack of slots is full, not down:
+# that is the database-connections runbook, and a restart would only drop every session.
+server = postgres.check_server(targets)
+server
+
+# %% tags=["diagnosis"]
 # The service's view: its health check names the database as down when its pool
 # cannot run SELECT 1, and answers 503.
 health = http.check_health(targets)
@@ -57,13 +63,14 @@ errors = prometheus.check_error_ratio(targets)
 errors
 
 # %% tags=["summary"]
-summary = summarize([database, health, exporter, errors])
+summary = summarize([database, server, health, exporter, errors])
 summary
 
 # %% tags=["mitigation"]
-# Restart PostgreSQL through the platform. Applied only when our own session failed:
-# if we can connect, the database is up and the problem is elsewhere (network, pool, slots).
-restart = gate.run(restart_service(targets, "postgres"), evidence=[database])
+# Restart PostgreSQL through the platform. Applied only when the server does not answer:
+# if it answers, even to refuse a session, it is up and the problem is elsewhere
+# (network, pool, every slot taken).
+restart = gate.run(restart_service(targets, "postgres"), evidence=[server])
 restart
 
 # %% tags=["verify"]

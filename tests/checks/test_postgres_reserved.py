@@ -148,3 +148,14 @@ def test_when_the_reserved_connection_is_refused_too_then_full_says_why(
     assert connections.summary.startswith("full: ")
     assert "the reserved connection was refused too" in connections.summary
     assert "no_such_reserved_role" in connections.summary
+
+
+@pytest.mark.sandbox
+def test_a_full_database_is_up_so_a_restart_has_no_problem_to_act_on(
+    runbook_targets: Targets, every_slot_taken: Injector
+) -> None:
+    for target in (runbook_targets.endpoint("postgres"), runbook_targets):  # without and with a way in
+        server = postgres.check_server(target)
+        assert server.status is Status.OK, server
+        assert server.evidence["full"] is True
+        assert "full, not down" in server.summary
