@@ -620,7 +620,7 @@ class NativeDriver(Driver):
                 tried=f"stopProcess({service!r}) over {self.layout.socket}",
                 hint=f"kill the process group by hand: `kill -9 -- -{pid}`.",
             )
-        self._record_processes(self._process_infos())
+        self._refresh_records()
 
     def start(self, service: str) -> None:
         """Start `service` and return once it answers its readiness probe and supervisord
@@ -633,7 +633,8 @@ class NativeDriver(Driver):
         except xmlrpc.client.Fault as exc:
             if exc.faultCode != Faults.ALREADY_STARTED:  # already started: check it all the same
                 raise StartupError(
-                    f"supervisord could not start {service}: {exc.faultString}",
+                    f"supervisord could not start {service}: {exc.faultString}\n"
+                    "Hint: its log below says why.",
                     service=service,
                     log_tail=self._log_tail(service),
                 ) from exc
@@ -652,11 +653,19 @@ class NativeDriver(Driver):
                 hint=f"the last lines of its log are below; `python -m sandbox logs {service}` shows more.",
             )
         except SandboxError as exc:
+            hint = (
+                ""  # a timeout carries its own hint
+                if isinstance(exc, ReadinessTimeout)
+                else "\nHint: its log below says why (a port that another process holds, a dependency"
+                f" that is down); `python -m sandbox logs {service}` shows more."
+            )
             raise StartupError(
-                f"{service} did not start: {exc}", service=service, log_tail=self._log_tail(service)
+                f"{service} did not start: {exc}{hint}",
+                service=service,
+                log_tail=self._log_tail(service),
             ) from exc
         finally:
-            self._record_processes(self._process_infos())
+            self._refresh_records()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -671,7 +680,7 @@ class NativeDriver(Driver):
             raise SandboxError(
                 f"cannot {verb} {service}: the supervisord of {self.layout.root} is gone, and "
                 f"{', '.join(orphans)} still run without it (orphaned)\n"
-                "Hint: `python -m sandbox down` stops them; then `python -m sandbox up` starts afresh."
+                "Hint: `python -m sandbox down` stops them, then `python -m sandbox up` starts afresh."
             )
         raise NotRunning(f"no supervisord runs for {self.layout.root}\nHint: `python -m sandbox up` first.")
 
@@ -694,6 +703,13 @@ class NativeDriver(Driver):
             partial_file.replace(self.layout.processes)
         except FileNotFoundError:
             pass  # the directory went away (a concurrent `up` wipes it): nothing to record
+
+    def _refresh_records(self) -> None:
+        """Record what supervisord runs now; if it does not answer, leave the last record."""
+        try:
+            self._record_processes(self._process_infos())
+        except SandboxError as exc:
+            log.warning("could not record the service processes: %s", exc)
 
     def _unsupervised(self) -> dict[str, int]:
         """Service -> pid of each recorded service process that still runs (same pid, same

@@ -175,10 +175,26 @@ def test_stopping_a_group_that_ignores_sigterm_ends_in_sigkill_within_the_deadli
 # -- a service that exits as soon as it starts --------------------------------------------------
 
 
+# Loaded by every Python process of the sandbox below (PYTHONPATH reaches them through
+# supervisord's environment); only the api has ADMIN_TOKEN. It makes the api reach its
+# bind after supervisord's `startsecs` (1 s), as a heavier app or a busy machine does, so
+# that a failed bind comes after supervisord has called the api RUNNING: what a start
+# must not take for success. It slows the start; no readiness check waits on it.
+SLOW_API_START = """
+import os, time
+if "ADMIN_TOKEN" in os.environ:
+    time.sleep(1.5)
+"""
+
+
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Driver]:
-    with sandbox_dir(), running_sandbox(timeout_s=UP_TIMEOUT_S) as driver:
-        yield driver
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driver]:
+    slow = tmp_path_factory.mktemp("slow-api")
+    (slow / "sitecustomize.py").write_text(SLOW_API_START)
+    with pytest.MonkeyPatch.context() as env, sandbox_dir():
+        env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(slow), os.environ.get("PYTHONPATH")])))
+        with running_sandbox(timeout_s=UP_TIMEOUT_S) as driver:
+            yield driver
 
 
 @contextmanager
