@@ -94,7 +94,8 @@ site: $(STAMP) vendor
 VENDOR := docs/overrides/vendor
 VENDOR_STAMP := docs/assets/vendor/.installed
 
-## Browser libraries the site serves itself, never from a CDN (pinned by package-lock.json).
+## Browser libraries the site serves itself, never from a CDN (pinned by package-lock.json),
+## and axe-core, which only the browser tests load (from node_modules; never published).
 vendor: $(VENDOR_STAMP)
 $(VENDOR_STAMP): $(VENDOR)/package.json $(VENDOR)/package-lock.json
 	npm ci --prefix $(VENDOR) --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -103,17 +104,18 @@ $(VENDOR_STAMP): $(VENDOR)/package.json $(VENDOR)/package-lock.json
 	install -D -m 0644 $(VENDOR)/node_modules/iframe-worker/shim/index.js docs/assets/vendor/iframe-worker/shim.js
 	@touch $@
 
-## A zip of the site that works from file://, search included: build/drillbook-offline.zip.
+## A zip of the site that works from file://, search included: build/drillbook-offline.zip,
+## which unpacks into one folder, drillbook-offline/.
 offline: vendor $(STAMP)
 	rm -rf build/offline-site build/drillbook-offline.zip
 	DRILLBOOK_OFFLINE=true $(VENV)/bin/mkdocs build --strict --site-dir build/offline-site
-	cd build/offline-site && $(abspath $(PY)) -m zipfile -c ../drillbook-offline.zip .
+	$(PY) -m drillbook.site.bundle build/offline-site build/drillbook-offline.zip
 
-## Every runbook in one printable PDF: build/runbooks.pdf.
+## Every runbook in one printable PDF, build/runbooks.pdf: page numbers at the foot, a contents
+## page with the page of each section, the severity matrix and escalation first, then the
+## runbooks, most severe first. Chromium prints it twice (drillbook/site/pdf.py says why).
 print: offline
-	chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-	  --disable-component-update --no-first-run --disable-sync --no-pdf-header-footer \
-	  --virtual-time-budget=5000 --print-to-pdf=build/runbooks.pdf "file://$(CURDIR)/build/offline-site/print.html"
+	$(PY) -m drillbook.site.pdf build/offline-site build/runbooks.pdf
 
 sandbox-up: os-packages $(STAMP)
 	$(PY) -m sandbox up --driver $(SANDBOX_DRIVER)

@@ -69,6 +69,7 @@ from ._runbooks import (
     DrillResult,
     RunbookPage,
     Verification,
+    by_severity,
     read_drills,
     read_runbook_pages,
     read_verification,
@@ -107,6 +108,7 @@ __all__ = [
     "SitePaths",
     "SummaryLinks",
     "Verification",
+    "by_severity",
     "check_placeholders",
     "define_env",
     "escalation_mermaid",
@@ -141,6 +143,7 @@ __all__ = [
     "render_severity_target",
     "run_command",
     "runbook_index",
+    "section_id",
 ]
 
 DEFAULT_ALERT_RULES = ("sandbox/config/rules/alerts.yml",)
@@ -151,6 +154,9 @@ INDEX_FILE = "runbooks.json"
 
 OFFLINE_VARIABLE = "DRILLBOOK_OFFLINE"
 IFRAME_WORKER = "assets/vendor/iframe-worker/shim.js"
+PRINT_SEVERITY = "print-severity"
+PRINT_ESCALATION = "print-escalation"
+"""The print page's anchors of the policy it includes (drillbook.site.pdf numbers them too)."""
 
 
 class MacrosEnv(Protocol):
@@ -281,14 +287,33 @@ def define_env(env: MacrosEnv) -> None:
         return markdown
 
     def print_runbooks() -> str:
-        """Every runbook, one after the other, for printing or saving as one PDF: a table of
-        contents here, the runbooks' own HTML after the build converts them (`on_post_page`)."""
-        pages = read_runbook_pages(paths.runbooks)
+        """Every runbook, most severe first, after the severity matrix and the escalation ladders,
+        for printing or saving as one PDF: the contents (with page numbers when `make print` gives
+        them) and the policy here, the runbooks' own HTML after the build converts them
+        (`on_post_page`)."""
+        pages = by_severity(read_runbook_pages(paths.runbooks), paths.severity())
         if not pages:
             return "\n*No runbooks yet.*\n"
-        contents = "\n".join(f"- [{p.title}](#{section_id(p.slug)})" for p in pages)
-        sections = "\n\n<hr>\n\n".join(print_placeholder(p.slug) for p in pages)
-        return f"\n{contents}\n\n{sections}\n"
+        entries = [
+            (PRINT_SEVERITY, "Severity levels", ""),
+            (PRINT_ESCALATION, "Escalation", ""),
+            *((section_id(p.slug), p.title, label) for p, label in pages),
+        ]
+        contents = "\n".join(
+            f'<li><a href="#{anchor}">'
+            + (f'<span class="drillbook-toc-level">{label}</span>' if label else "")
+            + f'{title}</a><span class="drillbook-toc-page" data-page-of="{anchor}"></span></li>'
+            for anchor, title, label in entries
+        )
+        policy = (
+            f"## Severity levels {{ #{PRINT_SEVERITY} }}\n\n{render_severity_matrix(paths.severity())}\n\n"
+            f"## Escalation {{ #{PRINT_ESCALATION} }}\n\n"
+            f"{render_escalation_table(paths.severity(), paths.escalation())}\n\n"
+            f"{render_escalation_contacts(paths.escalation())}\n"
+        )
+        sections = "\n\n<hr>\n\n".join(print_placeholder(p.slug) for p, _ in pages)
+        nav = f'<nav class="drillbook-print-contents" aria-label="Contents">\n<ol>\n{contents}\n</ol>\n</nav>'
+        return f"\n{nav}\n\n{policy}\n<hr>\n\n{sections}\n"
 
     for macro in (
         severity_matrix,

@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from drillbook.site.bundle import bundle as bundle_site
+from tests.browser._audit import first_result
 from tests.browser.conftest import Requests
+from tests.browser.symptoms import SYMPTOM_QUERIES
 from tests.docs.test_site import REPO, built, copy_project, mkdocs_build
 
 
@@ -22,14 +25,16 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("offline-project"))
     site_dir = tmp_path_factory.mktemp("offline-site")
     built(mkdocs_build(project, site_dir, {"DRILLBOOK_OFFLINE": "true"}), site_dir)
-    archive = tmp_path_factory.mktemp("offline-zip") / "drillbook-offline.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-        for path in sorted(site_dir.rglob("*")):
-            zipped.write(path, path.relative_to(site_dir))
+    archive = bundle_site(site_dir, tmp_path_factory.mktemp("offline-zip") / "drillbook-offline.zip")
     unpacked = tmp_path_factory.mktemp("offline-unpacked")
     with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
         zipped.extractall(unpacked)
-    return unpacked
+    assert {name.split("/", 1)[0] for name in names} == {"drillbook-offline"}, (
+        "the zip unpacks into one folder"
+    )
+    assert sorted(p.name for p in unpacked.iterdir()) == ["drillbook-offline"]
+    return unpacked / "drillbook-offline"
 
 
 def test_offline_bundle_searches_from_file_urls(
@@ -49,6 +54,9 @@ def test_offline_bundle_searches_from_file_urls(
         href = result.locator("a").first.get_attribute("href") or ""
         assert "runbooks/service-down.html" in href
         page.screenshot(path=str(screenshots / "offline-search.png"))
+        # The symptoms lead to their runbook from file:// as they do on the site.
+        for query, slug in SYMPTOM_QUERIES[::6]:
+            assert f"runbooks/{slug}.html" in first_result(page, query), query
         page.goto((bundle / "print.html").as_uri())
         assert page.locator("h2", has_text="Service down").count() == 1
     finally:

@@ -579,6 +579,25 @@ def test_print_page_holds_every_runbook_with_its_steps(site: Path) -> None:
             assert line in rendered
 
 
+def test_print_page_has_the_policy_first_then_runbooks_by_severity_then_title(site: Path) -> None:
+    page = (site / "print" / "index.html").read_text(encoding="utf-8")
+    policy = load_severity(REPO / "policy" / "severity.yml")
+    order = {level.id: index for index, level in enumerate(policy.levels)}
+    runbooks = read_runbook_pages(REPO / "docs" / "runbooks")
+    expected = [
+        p.slug for p in sorted(runbooks, key=lambda p: (order[policy.level(p.severity).id], p.title.lower()))
+    ]
+    sections = re.findall(r'<section class="drillbook-print-runbook" id="runbook-([^"]+)"', page)
+    assert sections == expected
+    listed = re.findall(r'data-page-of="([^"]+)"', page)
+    assert listed == ["print-severity", "print-escalation", *(f"runbook-{slug}" for slug in expected)]
+    first_runbook = page.index('<section class="drillbook-print-runbook"')
+    assert page.index('id="print-severity"') < page.index('id="print-escalation"') < first_runbook
+    text = text_of(site / "print" / "index.html")
+    assert "Acknowledge within" in text  # the severity matrix
+    assert "How to reach" in text  # the escalation contacts
+
+
 def test_every_link_of_the_print_page_lands_somewhere(site: Path) -> None:
     """The runbooks' HTML is moved into the print page: its links must still resolve."""
     page = (site / "print" / "index.html").read_text(encoding="utf-8")

@@ -69,7 +69,6 @@
       clearTimeout(resizing);
       resizing = setTimeout(fit, 100);
     });
-    window.addEventListener("beforeprint", fit);
   }
 
   /* ------------------------------------------------------------------ catalogue filter */
@@ -214,6 +213,18 @@
       Array.prototype.forEach.call(blocks, function (code) { window.hljs.highlightElement(code); });
     };
     document.body.appendChild(colour);
+  }
+
+  /* ------------------------------------------------------------------ print contents
+   `make print` prints the print page twice: the second time the URL gives the page on which
+   each section starts (?pages=id:3,id:7), written here beside its entry in the contents. */
+  var numbers = new URLSearchParams(window.location.search).get("pages");
+  if (numbers) {
+    numbers.split(",").forEach(function (pair) {
+      var parts = pair.split(":");
+      var slot = document.querySelector('.drillbook-toc-page[data-page-of="' + parts[0] + '"]');
+      if (slot && /^\d+$/.test(parts[1] || "")) slot.textContent = parts[1];
+    });
   }
 
   /* ------------------------------------------------------------------ print */
