@@ -66,10 +66,12 @@ from ._print import PrintAssembly, relocate, section_id
 from ._print import placeholder as print_placeholder
 from ._runbooks import (
     OUTPUT_TITLE,
+    DrillEvidence,
     DrillResult,
     RunbookPage,
     Verification,
     by_severity,
+    read_drill_evidence,
     read_drills,
     read_runbook_pages,
     read_verification,
@@ -101,6 +103,7 @@ __all__ = [
     "TODAY_VARIABLE",
     "AlertLink",
     "AlertRule",
+    "DrillEvidence",
     "DrillResult",
     "Placeholder",
     "RunbookPage",
@@ -124,6 +127,7 @@ __all__ = [
     "on_pre_page_macros",
     "policy_data",
     "read_alert_rules",
+    "read_drill_evidence",
     "read_drills",
     "read_placeholders",
     "read_runbook_pages",
@@ -277,11 +281,18 @@ def define_env(env: MacrosEnv) -> None:
         badge = key not in pages_with_badge
         pages_with_badge.add(key)
         drills = read_drills(paths.drill_summary).get(slug, ()) if badge else ()
+        evidence = read_drill_evidence(paths.drill_summary.parent, slug, drills) if badge else ()
         if badge:  # the page's first steps
             next_step[src_path()] = 1
         first = next_step.get(src_path(), 1)
         markdown = render_runbook_steps(
-            notebook, paths.executed / f"{slug}.ipynb", tag, badge=badge, drills=drills, first_step=first
+            notebook,
+            paths.executed / f"{slug}.ipynb",
+            tag,
+            badge=badge,
+            drills=drills,
+            first_step=first,
+            evidence=evidence,
         )
         next_step[src_path()] = first + len(tagged_cells(notebook, tag))
         return markdown

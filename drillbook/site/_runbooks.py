@@ -256,18 +256,114 @@ def drill_phrase(drills: Sequence[DrillResult]) -> str:
 
 
 def render_badge(verification: Verification | None, drills: Sequence[DrillResult] = ()) -> str:
-    """The admonition above a runbook's steps: verified when, and how its drills went."""
+    """The admonition above a runbook's steps: verified when, and how its drills went.
+
+    A failed drill makes the runbook unverified, whatever its last run: the box says so first."""
     drill = f"; {drill_phrase(drills)}" if drills else ""
-    drill_failed = any(not d.passed for d in drills)
+    if any(not d.passed for d in drills):
+        if verification is None:
+            return f'!!! failure "Not verified: {drill_phrase(drills)}; no run of its notebook in this build"'
+        verdict = "passed" if verification.passed else f"did not pass ({verification.status})"
+        return f'!!! failure "Not verified: {drill_phrase(drills)}; {_run_phrase(verification)} {verdict}"'
     if verification is None:
-        kind = "failure" if drill_failed else "warning"
-        return f'!!! {kind} "Not verified in this build: the steps show code, not output{drill}"'
+        return f'!!! warning "Not verified in this build: the steps show code, not output{drill}"'
+    if not verification.passed:
+        return f'!!! failure "{_run_phrase(verification)} did not pass: {verification.status}{drill}"'
+    run = _run_phrase(verification).removeprefix("The last run against ")
+    return f'!!! success "Verified against {run}{drill}"'
+
+
+def _run_phrase(verification: Verification) -> str:
     env = verification.environment
     against = "the sandbox" if env == "sandbox" else f"the {env} environment"
     on = f" on {format_moment(verification.at)}" if verification.at else " (the run did not record its date)"
-    if not verification.passed:
-        return f'!!! failure "The last run against {against}{on} did not pass: {verification.status}{drill}"'
-    return f'!!! {"failure" if drill_failed else "success"} "Verified against {against}{on}{drill}"'
+    return f"The last run against {against}{on}"
+
+
+# --------------------------------------------------------------------------- drill evidence
+
+
+@dataclass(frozen=True, slots=True)
+class DrillEvidence:
+    """What one drill's executed notebook (`build/drills/<slug>--<fault>.ipynb`) recorded."""
+
+    fault: str
+    passed: bool | None
+    finished_at: datetime | None
+    duration_s: float | None
+    diagnosis: tuple[str, ...]
+    summary: tuple[str, ...]
+    mitigation: tuple[str, ...]
+    verify: tuple[str, ...]
+
+
+_EVIDENCE_TAGS = ("diagnosis", "summary", "mitigation", "verify")
+
+
+def read_drill_evidence(
+    drills_dir: Path, slug: str, results: Sequence[DrillResult] = ()
+) -> tuple[DrillEvidence, ...]:
+    """Every drill notebook of `slug` in `drills_dir`, with its verdict from `results` (the drills'
+    summary) when it has one, else from the notebook's run status; outputs as Markdown, by tag."""
+    verdicts = {result.fault: result for result in results}
+    found = []
+    for path in sorted(drills_dir.glob(f"{slug}--*.ipynb")):
+        fault = path.stem.split("--", 1)[1]
+        notebook = _read_executed(path, path.stat().st_mtime_ns)
+        meta = notebook.get("metadata", {}).get("drillbook", {})
+        outputs: dict[str, list[str]] = {tag: [] for tag in _EVIDENCE_TAGS}
+        for cell in notebook.get("cells", ()):
+            tag = next((t for t in _EVIDENCE_TAGS if t in _tags(cell)), None)
+            if cell.get("cell_type") == "code" and tag is not None:
+                outputs[tag].append(_render_outputs(cell.get("outputs", ())))
+        verdict = verdicts.get(fault)
+        seconds = meta.get("duration_s")
+        duration: float | None
+        if verdict is not None:
+            passed: bool | None = verdict.passed
+            finished, duration = verdict.finished_at, verdict.duration_s
+        else:
+            passed = None if "status" not in meta else meta["status"] == "ok"
+            finished, duration = None, float(seconds) if isinstance(seconds, int | float) else None
+        found.append(
+            DrillEvidence(
+                fault=fault,
+                passed=passed,
+                finished_at=finished or _moment(meta.get("executed_at")),
+                duration_s=duration,
+                diagnosis=tuple(outputs["diagnosis"]),
+                summary=tuple(outputs["summary"]),
+                mitigation=tuple(outputs["mitigation"]),
+                verify=tuple(outputs["verify"]),
+            )
+        )
+    return tuple(found)
+
+
+def render_drill_evidence(evidence: Sequence[DrillEvidence]) -> str:
+    """One fold per drill: when, how long, what the diagnosis reported with the fault injected,
+    what the mitigation did and what the checks saw after it. A failed drill's fold is open."""
+    blocks = []
+    for drill in evidence:
+        verdict = {True: "passed", False: "FAILED", None: "without a recorded verdict"}[drill.passed]
+        when = format_moment(drill.finished_at) if drill.finished_at else "date not recorded"
+        took = f", {drill.duration_s:.1f} s" if drill.duration_s is not None else ""
+        parts = []
+        for title, outputs in (
+            ("With the fault injected, the diagnosis reported", drill.summary or drill.diagnosis),
+            ("The mitigation did", drill.mitigation),
+            ("Afterwards the checks saw", drill.verify),
+        ):
+            if outputs:
+                parts.append(f"**{title}:**\n\n" + "\n\n".join(outputs))
+        if drill.summary and drill.diagnosis:
+            parts.insert(1, _details("Every diagnosis step of this drill", "\n\n".join(drill.diagnosis)))
+        kind = "success" if drill.passed else "failure"
+        fold = "???+" if drill.passed is False else "???"
+        title = f"Drill {verdict}: fault {drill.fault}, {when}{took}"
+        body = "\n\n".join(parts) or "*The drill's notebook recorded no output.*"
+        blocks.append(f'{fold} {kind} "{title}"\n\n' + textwrap.indent(body, "    "))
+    return "\n\n".join(blocks)
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -460,21 +556,37 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-STATUS_GLYPHS = {"⚫": "na", "🟢": "ok", "🟡": "warn", "⚪": "unknown", "🔴": "crit"}
-"""The emoji a check's Markdown starts with, by status: the page draws a shape instead, since a
-machine (or a PDF) without an emoji font shows an empty box. The status word follows in the text."""
+STATUS_GLYPHS = {
+    "⚫": "na",
+    "🟢": "ok",
+    "🟡": "warn",
+    "⚪": "unknown",
+    "🔴": "crit",
+    "📝": "plan",
+    "✅": "done",
+    "⏭": "skip",
+    "⏸": "held",
+    "⛔": "refused",
+    "❌": "failed",
+}
+"""The emoji a check's or an action's Markdown starts with: the page draws a shape instead, since a
+machine (or a PDF) without an emoji font shows an empty box. The status words follow in the text."""
 
-_GLYPH = re.compile("|".join(map(re.escape, STATUS_GLYPHS)))
+_GLYPH = re.compile("(" + "|".join(map(re.escape, STATUS_GLYPHS)) + ")\ufe0f?")
 
 
 def status_marks(markdown: str) -> str:
     """`markdown` with each status emoji replaced by a CSS-drawn mark (the text says the status)."""
     return _GLYPH.sub(
         lambda m: (
-            f'<span class="drillbook-mark drillbook-mark--{STATUS_GLYPHS[m[0]]}" aria-hidden="true"></span>'
+            f'<span class="drillbook-mark drillbook-mark--{STATUS_GLYPHS[m[1]]}" aria-hidden="true"></span>'
         ),
         markdown,
     )
+
+
+_LIST_AFTER_LINE = re.compile(r"(?m)^([^\s\-*|][^\n]*)\n([-*] )")
+"""A list right under a line of text: Jupyter shows it as a list, Python-Markdown only after a blank line."""
 
 
 def _render_outputs(outputs: Sequence[Any]) -> str:
@@ -487,7 +599,9 @@ def _render_outputs(outputs: Sequence[Any]) -> str:
         elif kind in ("display_data", "execute_result"):
             data = output.get("data", {})
             if "text/markdown" in data:
-                parts.append(status_marks(_text(data["text/markdown"]).strip()))
+                parts.append(
+                    status_marks(_LIST_AFTER_LINE.sub(r"\1\n\n\2", _text(data["text/markdown"]).strip()))
+                )
             elif "text/plain" in data:
                 parts.append(fence(_text(data["text/plain"]), "text"))
             elif data:
@@ -547,6 +661,7 @@ def render_runbook_steps(
     badge: bool = True,
     drills: Sequence[DrillResult] = (),
     first_step: int = 1,
+    evidence: Sequence[DrillEvidence] = (),
 ) -> str:
     """The code cells of a Jupytext notebook tagged `tag`, as explained steps with their outputs.
 
@@ -554,7 +669,8 @@ def render_runbook_steps(
     missing, the steps say they were not verified in this build. `badge` puts that
     verdict, with the runbook's `drills`, above the steps (a page shows it once).
     Steps are numbered from `first_step`, so that a page that shows several tags
-    numbers its steps once, from top to bottom.
+    numbers its steps once, from top to bottom. Under the badge, `evidence` shows what
+    each drill of the runbook recorded.
     """
     cells = tagged_cells(notebook_path, tag)
 
@@ -566,6 +682,8 @@ def render_runbook_steps(
         verification = _verification_from(executed.get("metadata", {}).get("drillbook", {}), "executed_at")
 
     blocks = [render_badge(verification, drills)] if badge else []
+    if badge and evidence:
+        blocks.append(render_drill_evidence(evidence))
     for number, cell in enumerate(cells, start=first_step):
         explanation, code = _split_explanation(cell.source)
         explanation = f"**Step {number}.** {explanation}".rstrip()

@@ -67,14 +67,48 @@ def _executed_copy(project: Path, slug: str) -> None:
     nbformat.write(notebook, target)
 
 
+DRILL_DIAGNOSIS = "CRIT connection refused while the drill held the api down"
+DRILL_MITIGATION = "Changed: restarted the api in the sandbox"
+FAILED_DRILL_MITIGATION = "Failed: the database did not come back"
+
+
+def _drill_copy(project: Path, slug: str, fault: str, *, mitigation: str, passed: bool) -> dict[str, Any]:
+    """A drill's executed notebook, as the drills leave it in build/drills, and its summary entry."""
+    notebook = jupytext.read(project / "notebooks" / f"{slug}.py")
+    notebook.metadata["drillbook"] = {"executed_at": DRILL_FINISHED, "status": "ok", "environment": "sandbox"}
+    texts = {
+        "diagnosis": f"\U0001f534 **health**: {DRILL_DIAGNOSIS}",
+        "summary": "**Suggested severity: SEV1**",
+        "mitigation": ("\u2705 " if passed else "\u274c ") + mitigation,
+        "verify": "\U0001f7e2 **health**: OK. healthy"
+        if passed
+        else "\U0001f534 **health**: CRIT. still down",
+    }
+    for cell in notebook.cells:
+        tag = next((t for t in texts if t in cell.metadata.get("tags", ())), None)
+        if cell.cell_type == "code" and tag:
+            data = {"text/markdown": texts[tag], "text/plain": tag}
+            cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+    target = project / "build" / "drills" / f"{slug}--{fault}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    return {"fault": fault, "passed": passed, "duration_s": DRILL_SECONDS, "finished_at": DRILL_FINISHED}
+
+
 @pytest.fixture(scope="session")
 def site_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site built from a copy of the project with rule files, a verified run and a passed drill."""
+    """The site built from a copy of the project with rule files, a verified run, a passed drill with
+    its notebook (service-down) and a failed one (database-down)."""
     project = copy_project(tmp_path_factory.mktemp("browser-project"), rules=FIXTURE_RULES)
     _executed_copy(project, "service-down")
-    summary = {"service-down": {"fault": "service-down", "passed": True,
-                                "duration_s": DRILL_SECONDS, "finished_at": DRILL_FINISHED}}  # fmt: skip
-    (project / "build" / "drills").mkdir(parents=True, exist_ok=True)
+    summary = {
+        "service-down": _drill_copy(
+            project, "service-down", "service-down", mitigation=DRILL_MITIGATION, passed=True
+        ),
+        "database-down": _drill_copy(
+            project, "database-down", "db-down", mitigation=FAILED_DRILL_MITIGATION, passed=False
+        ),
+    }
     (project / "build" / "drills" / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     site_dir = tmp_path_factory.mktemp("browser-site")
     return built(mkdocs_build(project, site_dir), site_dir)

@@ -26,7 +26,7 @@ from tests.browser._audit import (
     page_scroll,
     table_overflow,
 )
-from tests.browser.conftest import Requests
+from tests.browser.conftest import DRILL_MITIGATION, DRILL_SECONDS, FAILED_DRILL_MITIGATION, Requests
 from tests.browser.symptoms import SYMPTOM_QUERIES
 from tests.docs.test_site import REPO
 
@@ -258,3 +258,47 @@ def test_status_is_text_and_shapes_not_emoji(page: Any, base_url: str) -> None:
     assert page.locator("article .drillbook-mark--crit").count() >= 1
     emoji = re.findall("[\U0001f300-\U0001faff\u26aa\u26ab]", text)
     assert not emoji, f"emoji on the page: {emoji}"
+
+
+# --------------------------------------------------------------------------- drill evidence
+
+
+def test_last_verified_shows_what_the_drill_saw_and_did(
+    sized: Any, width: str, base_url: str, screenshots: Path
+) -> None:
+    sized.goto(base_url + "runbooks/service-down/")
+    drill = sized.locator("details.success").filter(
+        has=sized.locator(":scope > summary", has_text="Drill passed")
+    )
+    assert drill.count() == 1
+    title = drill.locator(":scope > summary").inner_text()
+    assert "fault service-down" in title
+    assert "2026-11-22 08:08 UTC" in title
+    assert f"{DRILL_SECONDS:.1f} s" in title
+    drill.locator(":scope > summary").click()
+    text = drill.inner_text()
+    assert "With the fault injected, the diagnosis reported" in text
+    assert DRILL_MITIGATION in text
+    assert "Afterwards the checks saw" in text
+    drill.scroll_into_view_if_needed()
+    sized.screenshot(path=str(screenshots / f"drill-evidence-passed-{width}.png"))
+
+
+def test_a_failed_drill_is_shown_as_a_failure(
+    sized: Any, width: str, base_url: str, screenshots: Path
+) -> None:
+    sized.goto(base_url + "runbooks/database-down/")
+    badge = sized.locator("article .admonition").first
+    assert "failure" in (badge.get_attribute("class") or "")
+    title = badge.locator(".admonition-title").inner_text()
+    assert title.startswith("Not verified: drill failed: fault db-down"), title
+    assert "Verified against" not in sized.locator("article").inner_text()
+    drill = sized.locator("details.failure[open]").filter(
+        has=sized.locator(":scope > summary", has_text="Drill FAILED")
+    )
+    assert drill.count() == 1, "a failed drill's evidence is open"
+    assert FAILED_DRILL_MITIGATION in drill.inner_text()
+    summary = sized.locator(".drillbook-summary__verified-failed")
+    assert "Failed" in summary.inner_text()
+    drill.scroll_into_view_if_needed()
+    sized.screenshot(path=str(screenshots / f"drill-evidence-failed-{width}.png"))

@@ -16,7 +16,7 @@ from drillbook.site import (
     read_runbook_pages,
     render_runbook_summary,
 )
-from drillbook.site._runbooks import Dashboard, render_runbook_steps, status_marks
+from drillbook.site._runbooks import Dashboard, render_badge, render_runbook_steps, status_marks
 from tests.docs.test_site import REPO
 
 POLICY = load_severity(REPO / "policy" / "severity.yml")
@@ -120,3 +120,10 @@ def test_a_built_runbook_page_numbers_its_steps_once_and_opens_with_its_summary(
     assert len(numbers) >= 8
     assert re.search(r"</h1>\s*<section class=\"drillbook-summary\"", html)
     assert not re.search("[\U0001f7e2\U0001f534\U0001f7e1]", html)
+
+
+def test_a_failed_drill_makes_the_badge_a_failure_that_never_says_verified() -> None:
+    badge = render_badge(RUN, [PASSED, FAILED])
+    assert badge.startswith('!!! failure "Not verified: drill failed: fault db-lock-contention;')
+    assert "Verified against" not in badge
+    assert render_badge(RUN, [PASSED]).startswith('!!! success "Verified against the sandbox on 2026-11-22')

@@ -1,7 +1,7 @@
 """No secret reaches the site: a runbook page, the print page or the search index.
 
-A notebook's source and the outputs of its verified run are what the site renders from
-a runbook; here both carry every shape of tests/secret_shapes.py, and the built site
+A notebook's source and the outputs of its verified run and of its drills are what the site
+renders from a runbook; here all of them carry every shape of tests/secret_shapes.py, and the built site
 must hold none of them.
 """
 
@@ -38,6 +38,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = project / "build" / "executed" / f"{SLUG}.ipynb"
     target.parent.mkdir(parents=True)
     nbformat.write(executed, target)
+    # A drill's notebook shows on the page too (its evidence, under "Last verified").
+    drill = project / "build" / "drills" / f"{SLUG}--{SLUG}.ipynb"
+    drill.parent.mkdir(parents=True)
+    nbformat.write(executed, drill)
     site_dir = tmp_path_factory.mktemp("site-secrets")
     return built(mkdocs_build(project, site_dir), site_dir)
 
@@ -50,3 +54,8 @@ def test_no_secret_of_the_corpus_reaches_the_site(site: Path, exit: str) -> None
     assert "ALTER ROLE app PASSWORD" in text or exit.endswith(".json"), "the steps are on the page"
     leaked = [name for name, _, secret in SHAPES if secret in text]
     assert leaked == [], f"{exit} shows {leaked}"
+
+
+def test_the_drill_evidence_is_on_the_page_masked(site: Path) -> None:
+    text = (site / f"runbooks/{SLUG}/index.html").read_text(encoding="utf-8")
+    assert "Drill passed: fault service-down" in text
