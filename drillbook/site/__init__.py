@@ -9,19 +9,25 @@ such as `{{ $labels.instance }}` that Jinja must not touch). The macros:
 - `escalation_table(level=None)`, `escalation_by_elapsed()`, `escalation_ladders()`,
   `escalation_contacts()`;
 - `template_form()`, `placeholder_table()`: the templates page and its form;
-- `runbook_catalogue()`, `alert_rules()`, `print_runbooks()`;
+- `runbook_catalogue()`, `alert_rules()`;
+- `print_runbooks()`: contents, severity matrix, escalation, then every runbook,
+  most severe first (`python -m drillbook.site.pdf` prints it with page numbers);
 - `runbook_steps(slug, tag)`: the code cells of `notebooks/<slug>.py` tagged
   `tag`, each with its explanation and, when `build/executed/<slug>.ipynb`
-  exists, the output of that run; the first call on a page adds the badge
-  (verified when, drills passed in how long).
+  exists, the output of that run; steps are numbered once across a page; the
+  first call on a page adds the badge (verified when, how the drills went) and
+  each drill's evidence from `build/drills/<slug>--<fault>.ipynb`.
 
 After the build, `on_post_build` writes `runbooks.json` at the site root. The
 mkdocs-macros hooks `on_pre_page_macros` and `on_post_page_macros` expand pages
 whose only template expressions are plain macro calls without compiling them as
 Jinja (drillbook/site/_expand.py). The mkdocs hooks (`docs/overrides/hooks.py`):
+`on_page_markdown` opens each runbook page with its summary (_summary.py);
 `on_pre_build`, `on_page_content` and `on_post_page` fill the print page with the
 runbook pages' own HTML (drillbook/site/_print.py); `on_config` has Material's
-search index built in a second process (drillbook/site/_search.py).
+search index built in a second process, a runbook's front matter keywords on its
+first entry (drillbook/site/_search.py). `python -m drillbook.site.bundle` zips the
+offline site into one folder.
 
 Every path resolves from the directory that holds mkdocs.yml, never from the
 working directory; the policy files come from `$DRILLBOOK_POLICY_DIR` when it is
