@@ -5,6 +5,11 @@ report it); mitigations are `Action`s applied only through a `Gate`.
 
 Names load on first use, so a runbook that only talks HTTP never pays for the
 database or Redis drivers: `from checks import http` imports httpx and no more.
+
+The modules here are generic: any service, any PostgreSQL, Redis or Prometheus, read
+through the signals and capabilities an environment declares. What only the sandbox's
+reference service has (its admin API, its tables, its own metrics) lives apart, in
+`checks.reference_service`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from checks._result import (
 )
 
 if TYPE_CHECKING:
-    from checks import actions, http, postgres, prometheus, redis, sessions, severity
+    from checks import actions, cache, deploy, http, postgres, prometheus, redis, sessions, severity, signals
     from checks._files import read_utf8
     from checks._policy import (
         POLICY_DIR_VARIABLE,
@@ -49,30 +54,23 @@ if TYPE_CHECKING:
         policy_dir,
     )
     from checks._wait import wait_until_ok
-    from checks.actions import (
-        Action,
-        Effect,
-        Gate,
-        Outcome,
-        Plan,
-        close_circuit_breaker,
-        disable_skill,
-        disable_user,
-        enable_skill,
-        open_circuit_breaker,
-        restart_service,
-        revoke_api_key,
-        set_cache_ttl,
-        set_max_tokens,
-        set_rollout_percentage,
-        set_upstream_timeout,
-        warm_cache,
-    )
+    from checks.actions import Action, Effect, Gate, Outcome, Plan, restart_service
     from checks.sessions import terminate_blockers, terminate_idle_transactions
     from checks.severity import Classification, classify, escalation_at, summarize
     from checks.targets import Targets
 
-_MODULES = ("actions", "http", "postgres", "prometheus", "redis", "sessions", "severity")
+_MODULES = (
+    "actions",
+    "cache",
+    "deploy",
+    "http",
+    "postgres",
+    "prometheus",
+    "redis",
+    "sessions",
+    "severity",
+    "signals",
+)
 _HOMES = {
     "checks._policy": (
         "POLICY_DIR_VARIABLE EscalationPolicy Level SeverityPolicy format_duration load_environments "
@@ -80,11 +78,7 @@ _HOMES = {
     ),
     "checks._files": "read_utf8",
     "checks._wait": "wait_until_ok",
-    "checks.actions": (
-        "Action Effect Gate Outcome Plan close_circuit_breaker disable_skill disable_user enable_skill "
-        "open_circuit_breaker restart_service revoke_api_key set_cache_ttl set_max_tokens "
-        "set_rollout_percentage set_upstream_timeout warm_cache"
-    ),
+    "checks.actions": "Action Effect Gate Outcome Plan restart_service",
     "checks.sessions": "terminate_blockers terminate_idle_transactions",
     "checks.severity": "Classification classify escalation_at summarize",
     "checks.targets": "Targets",
@@ -129,11 +123,9 @@ __all__ = [
     "Targets",
     "UnreadableFile",
     "actions",
+    "cache",
     "classify",
-    "close_circuit_breaker",
-    "disable_skill",
-    "disable_user",
-    "enable_skill",
+    "deploy",
     "escalation_at",
     "format_duration",
     "http",
@@ -141,7 +133,6 @@ __all__ = [
     "load_escalation",
     "load_severity",
     "observed_change",
-    "open_circuit_breaker",
     "parse_duration",
     "policy_dir",
     "postgres",
@@ -149,16 +140,11 @@ __all__ = [
     "read_utf8",
     "redis",
     "restart_service",
-    "revoke_api_key",
     "sessions",
-    "set_cache_ttl",
-    "set_max_tokens",
-    "set_rollout_percentage",
-    "set_upstream_timeout",
     "severity",
+    "signals",
     "summarize",
     "terminate_blockers",
     "terminate_idle_transactions",
     "wait_until_ok",
-    "warm_cache",
 ]

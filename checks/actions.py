@@ -20,7 +20,6 @@ Every step ends in one `Outcome` state, and only `changed` says the target chang
 
 from __future__ import annotations
 
-import json
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from checks._admin import admin_call, admin_state
 from checks._errors import ActionFailed, CheckError, ConfigError
 from checks._result import ACTION_MIME, CheckResult, OutcomeState, observed_change, utcnow
 from checks.targets import Targets
@@ -36,28 +34,13 @@ from checks.targets import Targets
 __all__ = [
     "ACTION_MIME",
     "Action",
-    "AdminChange",
     "Effect",
     "Gate",
     "Outcome",
     "Plan",
     "RestartService",
-    "close_circuit_breaker",
-    "disable_skill",
-    "disable_user",
-    "enable_skill",
-    "open_circuit_breaker",
     "restart_service",
-    "revoke_api_key",
-    "set_cache_ttl",
-    "set_max_tokens",
-    "set_rollout_percentage",
-    "set_upstream_timeout",
-    "warm_cache",
 ]
-
-#: The capability of an environment whose service has the reference service's admin API.
-REFERENCE_ADMIN = "reference-admin"
 
 _HEADS: dict[OutcomeState, str] = {
     "planned": "📝 Dry run",
@@ -288,160 +271,3 @@ class RestartService(Action):
 def restart_service(targets: Targets, service: str) -> RestartService:
     """The action that restarts `service` (a logical name: api, postgres, redis) in `targets`."""
     return RestartService(targets, service)
-
-
-# --------------------------------------------------------------------------- the service's switches
-
-
-@dataclass(frozen=True, slots=True)
-class AdminChange(Action):
-    """Set one switch of the service through its admin API.
-
-    `reading` names where the switch's current value sits in GET /admin/state
-    (a path of keys), so the plan can say "from X to Y"; the service answers
-    every change with what it was before and after, and setting a value it
-    already has changes nothing.
-    """
-
-    targets: Targets
-    name: str
-    method: str
-    path: str
-    body: Any
-    what: str
-    wanted: Any
-    reading: tuple[str, ...] = ()
-
-    def lacking(self) -> str | None:
-        return self.targets.lacks(REFERENCE_ADMIN)
-
-    def _current(self) -> str:
-        if not self.reading:
-            return ""
-        try:
-            value: Any = admin_state(self.targets)
-            for key in self.reading:
-                value = value[key]
-        except (CheckError, KeyError, TypeError) as exc:
-            return f" (current value unknown: {exc})"
-        return f" (now {value!r})" if value != self.wanted else f" (already {value!r}: no change)"
-
-    def plan(self) -> Plan:
-        return Plan(
-            action=self.name,
-            environment=self.targets.environment,
-            target=f"{self.targets.endpoint('api')}{self.path}",
-            changes=(f"{self.what} → {self.wanted!r}{self._current()}",),
-            command=(self.method, self.path, json.dumps(self.body)),
-        )
-
-    def apply(self) -> Effect:
-        answer = admin_call(self.targets, self.method, self.path, self.body)
-        detail = json.dumps(answer, default=str)
-        if isinstance(answer, dict) and "before" in answer and "after" in answer:
-            return Effect.observed(answer["before"], answer["after"], detail)
-        if isinstance(answer, dict) and "warmed" in answer:  # POST /admin/cache/warm
-            warmed = answer["warmed"]
-            if warmed:
-                return Effect("changed", detail, before=[], after=warmed)
-            return Effect("held", f"no skill was warmed (the upstream did not answer): {detail}")
-        return Effect("changed", detail, after=answer)
-
-
-def set_rollout_percentage(targets: Targets, percentage: int) -> AdminChange:
-    """Send `percentage` % of eligible requests through skills (0 turns skills off)."""
-    if not 0 <= percentage <= 100:
-        raise ConfigError(f"rollout percentage must be 0 to 100, not {percentage}")
-    return AdminChange(
-        targets, "set rollout percentage", "PUT", "/admin/rollout", {"percentage": percentage},
-        "skill rollout percentage", percentage, ("rollout_percentage",),
-    )  # fmt: skip
-
-
-def disable_skill(targets: Targets, skill: str) -> AdminChange:
-    """Stop routing requests to `skill`; callers get the plain path."""
-    return _skill_switch(targets, skill, enabled=False)
-
-
-def enable_skill(targets: Targets, skill: str) -> AdminChange:
-    return _skill_switch(targets, skill, enabled=True)
-
-
-def _skill_switch(targets: Targets, skill: str, *, enabled: bool) -> AdminChange:
-    verb = "enable" if enabled else "disable"
-    return AdminChange(
-        targets, f"{verb} skill", "PUT", f"/admin/skills/{skill}", {"enabled": enabled},
-        f"skill {skill} enabled", enabled, ("skills", skill, "enabled"),
-    )  # fmt: skip
-
-
-def set_max_tokens(targets: Targets, skill: str, max_tokens: int) -> AdminChange:
-    """Cap the tokens one call of `skill` may use."""
-    if max_tokens <= 0:
-        raise ConfigError(f"max_tokens must be positive, not {max_tokens}")
-    return AdminChange(
-        targets, "set max tokens", "PUT", f"/admin/skills/{skill}", {"max_tokens": max_tokens},
-        f"max tokens of skill {skill}", max_tokens, ("skills", skill, "max_tokens"),
-    )  # fmt: skip
-
-
-def open_circuit_breaker(targets: Targets) -> AdminChange:
-    """Force the upstream circuit open: every call takes the fallback path."""
-    return _circuit(targets, "open")
-
-
-def close_circuit_breaker(targets: Targets) -> AdminChange:
-    """Hand the circuit back to its automatic behaviour (closed until failures open it)."""
-    return _circuit(targets, "auto")
-
-
-def _circuit(targets: Targets, state: str) -> AdminChange:
-    wanted = state == "open"
-    return AdminChange(
-        targets, f"{'open' if wanted else 'release'} circuit breaker", "PUT", "/admin/circuit",
-        {"state": state}, "circuit breaker forced open", wanted, ("circuit", "forced"),
-    )  # fmt: skip
-
-
-def set_cache_ttl(targets: Targets, seconds: int) -> AdminChange:
-    """How long the service keeps an answer in its cache."""
-    if seconds < 1:
-        raise ConfigError(f"cache TTL must be at least 1 second, not {seconds}")
-    return AdminChange(
-        targets, "set cache TTL", "PUT", "/admin/cache", {"ttl_seconds": seconds},
-        "cache TTL in seconds", seconds, ("cache_ttl_seconds",),
-    )  # fmt: skip
-
-
-def warm_cache(targets: Targets, skills: Sequence[str]) -> AdminChange:
-    """Fill the cache for `skills` now instead of waiting for misses."""
-    return AdminChange(
-        targets, "warm cache", "POST", "/admin/cache/warm", {"skills": list(skills)},
-        "cache entries filled for skills", list(skills),
-    )  # fmt: skip
-
-
-def set_upstream_timeout(targets: Targets, seconds: float) -> AdminChange:
-    """How long the service waits for the upstream provider before giving up."""
-    if seconds <= 0:
-        raise ConfigError(f"upstream timeout must be positive, not {seconds}")
-    return AdminChange(
-        targets, "set upstream timeout", "PUT", "/admin/upstream", {"timeout_seconds": seconds},
-        "upstream timeout in seconds", seconds, ("upstream_timeout_seconds",),
-    )  # fmt: skip
-
-
-def revoke_api_key(targets: Targets, key_id: int) -> AdminChange:
-    """Revoke an API key and every refresh token of its user."""
-    return AdminChange(
-        targets, "revoke API key", "POST", f"/admin/api-keys/{key_id}/revoke", None,
-        f"API key {key_id} and its user's refresh tokens revoked", True,
-    )  # fmt: skip
-
-
-def disable_user(targets: Targets, user_id: int) -> AdminChange:
-    """Disable a user: every request with their keys is refused."""
-    return AdminChange(
-        targets, "disable user", "POST", f"/admin/users/{user_id}/disable", None,
-        f"user {user_id} disabled", True,
-    )  # fmt: skip

@@ -1,24 +1,22 @@
-"""Cache mitigations on Redis itself, and the skills worth warming.
+"""Cache mitigations on Redis itself.
 
 `set_maxmemory` raises Redis's memory limit with CONFIG SET; its plan reads the
 current limit and the memory in use, and it never lowers a limit or sets one
-where there is none. `most_used_skills` reads the usage log, for warming.
+where there is none.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import redis as redis_py
 
-from checks._errors import ActionFailed, ConfigError, ProbeError
+from checks._errors import ActionFailed, ConfigError
 from checks.actions import Action, Effect, Plan
-from checks.postgres import aggregate
 from checks.redis import client
 from checks.targets import Targets
 
-__all__ = ["SetMaxmemory", "most_used_skills", "set_maxmemory"]
+__all__ = ["SetMaxmemory", "set_maxmemory"]
 
 
 def _mib(value: int) -> str:
@@ -90,23 +88,3 @@ def set_maxmemory(targets: Targets, *, factor: float = 2.0, min_bytes: int = 0) 
     if factor <= 1.0:
         raise ConfigError(f"factor must be above 1 (this action only raises the limit), not {factor}")
     return SetMaxmemory(targets, factor=factor, min_bytes=min_bytes)
-
-
-def most_used_skills(
-    targets: Targets, *, limit: int = 5, since: timedelta = timedelta(hours=1), default: tuple[str, ...] = ()
-) -> list[str]:
-    """The `limit` skills with the most calls in the usage log; `default` when it cannot be read."""
-    try:
-        rows = aggregate(
-            targets,
-            """
-            SELECT skill, count(*) AS calls FROM usage_logs
-             WHERE created_at > now() - %(since)s
-             GROUP BY skill ORDER BY calls DESC, skill LIMIT %(limit)s
-            """,
-            since=since,
-            limit=limit,
-        )
-    except ProbeError:
-        return list(default)
-    return [str(row["skill"]) for row in rows] or list(default)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, LiteralString
 
 import psycopg
@@ -41,7 +40,6 @@ __all__ = [
     "DatabaseFull",
     "Holder",
     "aggregate",
-    "audit_anomalies",
     "blocked_queries",
     "check_blocked_queries",
     "check_connections",
@@ -53,16 +51,11 @@ __all__ = [
     "check_service_pool",
     "connect",
     "connections",
-    "cost_by_hour",
-    "errors_by_skill",
-    "errors_by_type",
-    "expensive_skills",
     "idle_in_transaction",
     "location",
     "long_running_queries",
     "reserved_dsn",
     "sessions",
-    "slow_skills",
     "through_reserved",
 ]
 
@@ -564,121 +557,12 @@ def check_blocked_queries(target: Targets | str) -> CheckResult:
     )
 
 
-# --------------------------------------------------------------------------- the service's tables
+# --------------------------------------------------------------------------- aggregates of any table
 
 
 def aggregate(target: Targets | str, sql: LiteralString, **params: Any) -> list[Row]:
     """Run a read-only aggregate with bound parameters (`%(name)s`); rows as dicts."""
     return _rows(target, sql, params)
-
-
-def errors_by_type(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[Row]:
-    """Failed calls in the usage log by error type, with their share of all failures."""
-    return aggregate(
-        target,
-        """
-        SELECT coalesce(error_type, 'unknown') AS error_type, count(*) AS errors,
-               round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS percent
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s AND NOT success
-         GROUP BY 1 ORDER BY errors DESC
-        """,
-        since=since,
-    )
-
-
-def errors_by_skill(
-    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_errors: int = 1
-) -> list[Row]:
-    """Per skill: calls, failures and error ratio, worst first."""
-    return aggregate(
-        target,
-        """
-        SELECT skill, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS errors,
-               round(count(*) FILTER (WHERE NOT success)::numeric / count(*), 3) AS error_ratio
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY skill HAVING count(*) FILTER (WHERE NOT success) >= %(min_errors)s
-         ORDER BY error_ratio DESC, errors DESC
-        """,
-        since=since,
-        min_errors=min_errors,
-    )
-
-
-def slow_skills(
-    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_avg_ms: float = 0.0
-) -> list[Row]:
-    """Per skill: average, 95th percentile and maximum duration, slowest first."""
-    return aggregate(
-        target,
-        """
-        SELECT skill, count(*) AS calls, round(avg(duration_ms)) AS avg_ms,
-               round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::numeric) AS p95_ms,
-               max(duration_ms) AS max_ms
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY skill HAVING avg(duration_ms) >= %(min_avg_ms)s
-         ORDER BY avg_ms DESC
-        """,
-        since=since,
-        min_avg_ms=min_avg_ms,
-    )
-
-
-def expensive_skills(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[Row]:
-    """Per skill: calls, tokens per call and cost, most expensive first."""
-    return aggregate(
-        target,
-        """
-        SELECT skill, count(*) AS calls,
-               round(avg(tokens_input + tokens_output)) AS tokens_per_call,
-               round(sum(cost_usd)::numeric, 4) AS cost_usd
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY skill ORDER BY cost_usd DESC
-        """,
-        since=since,
-    )
-
-
-def cost_by_hour(
-    target: Targets | str, *, recent: timedelta = timedelta(hours=1), baseline: timedelta = timedelta(days=7)
-) -> Row:
-    """Cost per hour over the `recent` window against the hourly average over `baseline` before it."""
-    return aggregate(
-        target,
-        """
-        SELECT coalesce(sum(cost_usd) FILTER (WHERE created_at > now() - %(recent)s), 0)
-                 / (extract(epoch FROM %(recent)s::interval) / 3600) AS recent_per_hour,
-               coalesce(sum(cost_usd) FILTER (WHERE created_at <= now() - %(recent)s), 0)
-                 / (extract(epoch FROM %(baseline)s::interval) / 3600) AS baseline_per_hour
-          FROM usage_logs
-         WHERE created_at > now() - %(recent)s - %(baseline)s
-        """,
-        recent=recent,
-        baseline=baseline,
-    )[0]
-
-
-def audit_anomalies(
-    target: Targets | str, *, since: timedelta = timedelta(minutes=15), min_users: int = 5
-) -> list[Row]:
-    """API keys whose recent requests touched many users or came from many addresses."""
-    return aggregate(
-        target,
-        """
-        SELECT api_key_id, count(*) AS requests, count(DISTINCT user_id) AS users,
-               count(DISTINCT address) AS addresses, min(created_at) AS first_seen,
-               max(created_at) AS last_seen
-          FROM audit_logs
-         WHERE created_at > now() - %(since)s AND api_key_id IS NOT NULL
-         GROUP BY api_key_id HAVING count(DISTINCT user_id) >= %(min_users)s
-         ORDER BY users DESC, requests DESC
-        """,
-        since=since,
-        min_users=min_users,
-    )
 
 
 # --------------------------------------------------------------------------- sessions: verdicts

@@ -166,6 +166,20 @@ def sample_age(targets: Targets, selector: str, *, client: httpx.Client | None =
     return scalar(targets, f"time() - max(timestamp({selector}))", client=client)
 
 
+def exported(
+    targets: Targets, signal: str, service: str | None = None, *, client: httpx.Client | None = None
+) -> bool:
+    """Whether the scrape targets of `signal`'s job expose its metric at all, from the metadata
+    Prometheus keeps of their last scrapes. A labelled counter has no series until its first
+    increment: this tells "none yet" from "not exported here"."""
+    s = targets.signals[signal]
+    job = targets.job(service or s.service)
+    names = {s.metric, (s.metric or "").removesuffix("_total")}
+    params = {"match_target": f'{{job="{job}"}}'}
+    entries = _api(targets, "/api/v1/targets/metadata", params, timeout_s=None, client=client)
+    return any(entry.get("metric") in names for entry in entries)
+
+
 def stale(
     targets: Targets,
     name: str,

@@ -160,6 +160,31 @@ DEFAULTS: Mapping[str, Signal] = {
             values={"error": "error"},
         ),
         Signal(
+            "rollout_percentage",
+            "gauge",
+            "the reference service's rollout flag: the share of requests sent to the candidate skill",
+            None,
+            "api",
+        ),
+        Signal(
+            "llm_cost",
+            "counter",
+            "what the provider billed for the reference service's calls, in USD, by skill",
+            None,
+            "api",
+            labels={"skill": "skill"},
+        ),
+        Signal(
+            "llm_calls", "counter", "the reference service's calls to the provider, by skill", None, "api"
+        ),
+        Signal(
+            "llm_cost_baseline",
+            "gauge",
+            "the historical cost of one call, in USD, by skill (the service keeps it)",
+            None,
+            "api",
+        ),
+        Signal(
             "cross_user_reads",
             "counter",
             "reads of another user's data through one API key (a counter), by key prefix",

@@ -1,8 +1,9 @@
 """Targets: where an environment's service, Prometheus, database and cache are.
 
 Endpoints come from policy/environments.yml, or, for an environment declared
-with `endpoints_from: sandbox-state`, from the state file the sandbox writes
-when it starts. Secrets are never in either file: environments.yml names the
+with `endpoints_from: sandbox-state` (the reference sandbox) or `stock-state` (the
+stock stack, `python -m sandbox --stack stock up`), from the state file that stack
+writes when it starts. Secrets are never in either file: environments.yml names the
 environment variable that holds each one, read here only when asked for.
 """
 
@@ -19,10 +20,11 @@ from checks._errors import ConfigError
 from checks._policy import load_environments, policy_dir
 from checks.signals import Signals
 
-__all__ = ["HealthContract", "QueryDefaults", "Targets", "sandbox_state_path"]
+__all__ = ["HealthContract", "QueryDefaults", "Targets", "sandbox_state_path", "stock_state_path"]
 
 STATE_VARIABLE = "DRILLBOOK_SANDBOX_STATE"
 SANDBOX_DIR_VARIABLE = "DRILLBOOK_SANDBOX_DIR"
+STOCK_DIR_VARIABLE = "DRILLBOOK_STOCK_DIR"
 
 
 def sandbox_state_path() -> Path:
@@ -32,6 +34,20 @@ def sandbox_state_path() -> Path:
     if folder := os.environ.get(SANDBOX_DIR_VARIABLE):
         return Path(folder) / "state.json"
     return policy_dir().parent / ".sandbox" / "state.json"
+
+
+def stock_state_path() -> Path:
+    """state.json in $DRILLBOOK_STOCK_DIR, else in .sandbox-stock/: the stock stack's state."""
+    if folder := os.environ.get(STOCK_DIR_VARIABLE):
+        return Path(folder) / "state.json"
+    return policy_dir().parent / ".sandbox-stock" / "state.json"
+
+
+# endpoints_from -> (where that state file is, the command that writes it)
+STATE_SOURCES = {
+    "sandbox-state": (sandbox_state_path, "python -m sandbox up"),
+    "stock-state": (stock_state_path, "python -m sandbox --stack stock up"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +112,9 @@ class Targets:
         jobs = dict(spec.get("prometheus_jobs", {}))
         platform = {k: tuple(v) for k, v in spec.get("platform", {}).items()}
         local_secrets: dict[str, str] = {}
-        if spec.get("endpoints_from") == "sandbox-state":
-            state = _read_state(sandbox_state_path())
+        if (source := spec.get("endpoints_from")) is not None:
+            path_of, start = STATE_SOURCES[source]
+            state = _read_state(path_of(), start=start)
             endpoints = state["endpoints"]
             local_secrets = dict(state.get("secrets", {}))
             jobs = {**state.get("prometheus_jobs", {}), **jobs}
@@ -172,13 +189,12 @@ class Targets:
         return [*from_env, *self.local_secrets.values()]
 
 
-def _read_state(path: Path) -> dict[str, Any]:
+def _read_state(path: Path, *, start: str) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
-            f"the sandbox is not running: no state file at {path}. "
-            "Hint: start it with `python -m sandbox up`."
+            f"the sandbox is not running: no state file at {path}. Hint: start it with `{start}`."
         ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: unreadable sandbox state ({exc}); restart the sandbox") from exc

@@ -26,13 +26,16 @@ Series = Sequence[tuple[Mapping[str, str], float]]
 
 
 def targets(environment: str = "test", *, gate: str = "apply", **overrides: Any) -> Targets:
-    """Targets pointing at unroutable fake hosts, for use with a fake transport. Their signals are
-    the sandbox environment's (the reference service's names), as policy/environments.yml maps them."""
+    """Targets pointing at unroutable fake hosts, for use with a fake transport. Their signals and
+    capabilities are the sandbox environment's (the reference service's), as
+    policy/environments.yml declares them."""
+    sandbox = load_environments()["sandbox"]
     values: dict[str, Any] = {
         "api": "http://api.test",
         "prometheus": "http://prometheus.test",
         "platform": {"restart": ("true",)},
-        "signals": Signals.from_policy(load_environments()["sandbox"].get("signals")),
+        "signals": Signals.from_policy(sandbox.get("signals")),
+        "capabilities": frozenset(sandbox.get("capabilities", ())),
         **overrides,
     }
     return Targets(environment=environment, gate=gate, **values)  # type: ignore[arg-type]
@@ -44,15 +47,20 @@ def prometheus_transport(
     alerts: Sequence[Mapping[str, Any]] = (),
     error: str | None = None,
     age_s: float | None = 1.0,
+    exported: Sequence[str] = (),
 ) -> httpx.MockTransport:
     """A Prometheus HTTP API: instant queries answered from `answers` (query → samples, or a
     function of the query), and `alerts` as /api/v1/alerts reports them. A question for the age
-    of a selector's newest sample gets `age_s` (None: no current sample)."""
+    of a selector's newest sample gets `age_s` (None: no current sample); the targets' metadata
+    lists the metrics in `exported`."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if error is not None:
             body = {"status": "error", "errorType": "bad_data", "error": error}
             return httpx.Response(400, json=body)
+        if request.url.path.endswith("/api/v1/targets/metadata"):
+            data = [{"metric": name, "type": "counter", "help": "", "unit": ""} for name in exported]
+            return httpx.Response(200, json={"status": "success", "data": data})
         if request.url.path.endswith("/api/v1/alerts"):
             return httpx.Response(200, json={"status": "success", "data": {"alerts": list(alerts)}})
         promql = request.url.params.get("query", "")

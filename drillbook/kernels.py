@@ -198,7 +198,14 @@ class _Forked:
 CORE = ("checks", "checks.targets", "checks.actions", "checks.http", "checks.prometheus", "checks.severity")
 # Imported once by the factory, so that no kernel it forks pays for them: the whole
 # checks library and what it stands on.
-PRELOAD = (*CORE, "checks.postgres", "checks.redis", "checks.flags", "checks.upstream", "checks.usage")
+PRELOAD = (
+    *CORE,
+    "checks.postgres",
+    "checks.redis",
+    "checks.reference_service.flags",
+    "checks.reference_service.upstream",
+    "checks.reference_service.costs",
+)
 
 
 class KernelPool:

@@ -31,17 +31,8 @@ recovery_timeout_s = 45.0
 # %%
 from IPython.display import display
 
-from checks import (
-    Gate,
-    Targets,
-    flags,
-    http,
-    load_severity,
-    prometheus,
-    set_rollout_percentage,
-    summarize,
-    wait_until_ok,
-)
+from checks import Gate, Targets, http, load_severity, prometheus, summarize, wait_until_ok
+from checks.reference_service import admin, flags, usage_log
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -64,8 +55,8 @@ error_ratio
 # The usage log (PostgreSQL), independently: which skill fails, and why.
 # `invalid_request` means the provider rejects what we send: a changed
 # configuration (max tokens, model, prompt) that the candidate brought.
-failing_skill = flags.check_failing_skill(targets, default_skill=rollout_skill)
-by_type = flags.check_errors_by_type(targets, warn=warn, crit=crit)
+failing_skill = usage_log.check_failing_skill(targets, default_skill=rollout_skill)
+by_type = usage_log.check_errors_by_type(targets, warn=warn, crit=crit)
 display(failing_skill, by_type)
 
 # %% tags=["diagnosis"]
@@ -81,7 +72,7 @@ summary
 # %% tags=["mitigation"]
 # Roll back: the flag to 0 %, every request on the stable skill. Applied when
 # the candidate fails more than the other skills while the flag sends it traffic.
-rolled_back = gate.run(set_rollout_percentage(targets, 0), evidence=[rollout])
+rolled_back = gate.run(admin.set_rollout_percentage(targets, 0), evidence=[rollout])
 rolled_back
 
 # %% tags=["verify"]

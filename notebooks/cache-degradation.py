@@ -35,19 +35,8 @@ warm_top_skills = 5
 recovery_timeout_s = 45.0
 
 # %%
-from checks import (
-    Gate,
-    Targets,
-    cache,
-    http,
-    prometheus,
-    redis,
-    restart_service,
-    set_cache_ttl,
-    summarize,
-    wait_until_ok,
-    warm_cache,
-)
+from checks import Gate, Targets, cache, http, prometheus, redis, restart_service, summarize, wait_until_ok
+from checks.reference_service import admin, usage_log
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -95,7 +84,7 @@ restart
 
 # %% tags=["mitigation"]
 # Entries expire before they are reused: set the service's cache TTL back to its normal value.
-ttl = gate.run(set_cache_ttl(targets, cache_ttl_s), evidence=[ttls])
+ttl = gate.run(admin.set_cache_ttl(targets, cache_ttl_s), evidence=[ttls])
 ttl
 
 # %% tags=["mitigation"]
@@ -107,8 +96,8 @@ room
 # %% tags=["mitigation"]
 # Refill the cache for the most used skills of the last hour, instead of waiting for misses:
 # after a restart, a flush, or evictions that took the entries.
-skills = cache.most_used_skills(targets, limit=warm_top_skills, default=("summarise", "classify-ticket"))
-warm = gate.run(warm_cache(targets, skills), evidence=[hit_rate, ttls, evictions])
+skills = usage_log.most_used_skills(targets, limit=warm_top_skills, default=("summarise", "classify-ticket"))
+warm = gate.run(admin.warm_cache(targets, skills), evidence=[hit_rate, ttls, evictions])
 warm
 
 # %% tags=["verify"]

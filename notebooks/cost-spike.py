@@ -31,7 +31,8 @@ max_tokens_headroom = 2.0
 recovery_timeout_s = 45.0
 
 # %%
-from checks import Gate, Targets, http, postgres, summarize, usage, wait_until_ok
+from checks import Gate, Targets, http, postgres, summarize, wait_until_ok
+from checks.reference_service import costs
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -44,14 +45,14 @@ health
 # %% tags=["diagnosis"]
 # Cost of one upstream call per skill over the rate window against its baseline
 # (the policy's threshold: 50 % above). Per call, so that busier traffic is not a spike.
-cost = usage.check_cost_per_call(targets, threshold=cost_threshold)
+cost = costs.check_cost_per_call(targets, threshold=cost_threshold)
 cost
 
 # %% tags=["diagnosis"]
 # The same from the usage log: cost and tokens per call per skill against the rows older
 # than an hour, the hourly cost rate, and a suggested max-tokens cap for each offender
 # (those of the usage log, and those Prometheus flagged above).
-usage_cost = usage.check_usage_cost(
+usage_cost = costs.check_usage_cost(
     targets,
     threshold=cost_threshold,
     headroom=max_tokens_headroom,
@@ -61,7 +62,7 @@ usage_cost
 
 # %% tags=["diagnosis"]
 # The most expensive skills of the last hour: calls, tokens per call, cost.
-postgres.expensive_skills(targets) if postgres.check_reachable(targets).ok else "the usage log is unreachable"
+costs.expensive_skills(targets) if postgres.check_reachable(targets).ok else "the usage log is unreachable"
 
 # %% tags=["summary"]
 summary = summarize([health, cost, usage_cost])
@@ -70,14 +71,14 @@ summary
 # %% tags=["mitigation"]
 # Cap max tokens of the offenders at twice their baseline output. The plan shows each
 # skill's current cap and the new one; a cap that is already lower is left alone.
-caps = usage.lower_max_tokens(targets, usage_cost.evidence.get("suggested_max_tokens", {}))
+caps = costs.lower_max_tokens(targets, usage_cost.evidence.get("suggested_max_tokens", {}))
 capped = gate.run(caps, evidence=[cost, usage_cost])
 capped
 
 # %% tags=["verify"]
 # Cost per call back under the threshold over the rate window.
 cost_ok = wait_until_ok(
-    usage.check_cost_per_call,
+    costs.check_cost_per_call,
     targets,
     threshold=cost_threshold,
     timeout_s=recovery_timeout_s if capped.changed else 0,

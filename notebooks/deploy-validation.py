@@ -36,15 +36,16 @@ hold_s = 2.0
 # %%
 from IPython.display import display
 
-from checks import Gate, Targets, flags, http, postgres, prometheus, redis, summarize, wait_until_ok
+from checks import Gate, Targets, deploy, http, postgres, prometheus, redis, summarize, wait_until_ok
+from checks.reference_service import flags
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
-performance = flags.deploy_gates(p95_s=p95_gate_s, error_ratio=error_ratio_gate)
+performance = deploy.deploy_gates(p95_s=p95_gate_s, error_ratio=error_ratio_gate)
 
 # %% tags=["diagnosis"]
 # The environment: every endpoint and secret a rollout needs is declared and set.
-environment = flags.check_environment(targets)
+environment = deploy.check_environment(targets, secrets=("admin_token",))
 environment
 
 # %% tags=["diagnosis"]

@@ -32,21 +32,8 @@ recovery_timeout_s = 45.0
 # %%
 from IPython.display import display
 
-from checks import (
-    Gate,
-    Targets,
-    disable_skill,
-    flags,
-    http,
-    load_severity,
-    prometheus,
-    restart_service,
-    set_rollout_percentage,
-    set_upstream_timeout,
-    summarize,
-    upstream,
-    wait_until_ok,
-)
+from checks import Gate, Targets, http, load_severity, prometheus, restart_service, summarize, wait_until_ok
+from checks.reference_service import admin, flags, upstream, usage_log
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -71,9 +58,9 @@ by_route
 # %% tags=["diagnosis"]
 # The usage log (PostgreSQL) says why calls failed: errors by type, and whether
 # one skill carries them. The last check counts only the service's internal errors.
-by_type = flags.check_errors_by_type(targets, warn=warn, crit=crit)
-failing_skill = flags.check_failing_skill(targets, default_skill=rollout_skill)
-internal = flags.check_errors_by_type(
+by_type = usage_log.check_errors_by_type(targets, warn=warn, crit=crit)
+failing_skill = usage_log.check_failing_skill(targets, default_skill=rollout_skill)
+internal = usage_log.check_errors_by_type(
     targets, warn=warn, crit=crit, types=["internal_error"], name="internal-errors"
 )
 display(by_type, failing_skill, internal)
@@ -96,17 +83,17 @@ summary
 
 # %% tags=["mitigation"]
 # One skill fails while the others answer: disable it; its callers get the plain path.
-disabled = gate.run(disable_skill(targets, failing_skill.evidence["skill"]), evidence=[failing_skill])
+disabled = gate.run(admin.disable_skill(targets, failing_skill.evidence["skill"]), evidence=[failing_skill])
 disabled
 
 # %% tags=["mitigation"]
 # The candidate behind the flag fails: send it no more traffic.
-rolled_back = gate.run(set_rollout_percentage(targets, 0), evidence=[rollout])
+rolled_back = gate.run(admin.set_rollout_percentage(targets, 0), evidence=[rollout])
 rolled_back
 
 # %% tags=["mitigation"]
 # The provider answers, but slower than we wait: give it more time.
-waited = gate.run(set_upstream_timeout(targets, upstream_timeout_s), evidence=[timeouts])
+waited = gate.run(admin.set_upstream_timeout(targets, upstream_timeout_s), evidence=[timeouts])
 waited
 
 # %% tags=["mitigation"]

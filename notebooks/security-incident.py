@@ -33,7 +33,8 @@ evidence_dir = "incidents/evidence"
 recovery_timeout_s = 40.0
 
 # %%
-from checks import Gate, Targets, audit, disable_user, http, revoke_api_key, summarize, wait_until_ok
+from checks import Gate, Targets, http, summarize, wait_until_ok
+from checks.reference_service import admin, audit
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -73,12 +74,12 @@ exported
 
 # %% tags=["mitigation"]
 # Revoke the key and every refresh token of its user.
-revoked = gate.run(revoke_api_key(targets, suspect_key), evidence=[fanout, reads])
+revoked = gate.run(admin.revoke_api_key(targets, suspect_key), evidence=[fanout, reads])
 revoked
 
 # %% tags=["mitigation"]
 # Disable the user: any other key of theirs stops working too.
-disabled = gate.run(disable_user(targets, suspect_user), evidence=[fanout, reads])
+disabled = gate.run(admin.disable_user(targets, suspect_user), evidence=[fanout, reads])
 disabled
 
 # %% tags=["verify"]

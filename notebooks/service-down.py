@@ -29,17 +29,8 @@ recovery_timeout_s = 60.0
 rollout_skill = "summarise-v2"
 
 # %%
-from checks import (
-    Gate,
-    Targets,
-    flags,
-    http,
-    prometheus,
-    restart_service,
-    set_rollout_percentage,
-    summarize,
-    wait_until_ok,
-)
+from checks import Gate, Targets, http, prometheus, restart_service, summarize, wait_until_ok
+from checks.reference_service import admin, flags
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -87,7 +78,7 @@ restart
 # %% tags=["mitigation"]
 # Roll back the last rollout: the flag to 0 %, so that no request reaches the
 # candidate skill. Applied only when the rollout check above found it failing.
-rollback = gate.run(set_rollout_percentage(targets, 0), evidence=[rollout])
+rollback = gate.run(admin.set_rollout_percentage(targets, 0), evidence=[rollout])
 rollback
 
 # %% tags=["verify"]

@@ -32,21 +32,8 @@ recovery_timeout_s = 45.0
 # %%
 from IPython.display import display
 
-from checks import (
-    Gate,
-    Targets,
-    flags,
-    http,
-    load_severity,
-    open_circuit_breaker,
-    prometheus,
-    restart_service,
-    set_max_tokens,
-    summarize,
-    upstream,
-    wait_until_ok,
-    warm_cache,
-)
+from checks import Gate, Targets, http, load_severity, prometheus, restart_service, summarize, wait_until_ok
+from checks.reference_service import admin, upstream, usage_log
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -68,7 +55,7 @@ display(p95, routes)
 # skill is much slower than the others (the usage log in PostgreSQL).
 source = upstream.check_latency_source(targets, warn_s=warn_s, crit_s=crit_s)
 provider = upstream.check_upstream_latency(targets, warn_s=warn_s, crit_s=crit_s)
-slow_skill = flags.check_slow_skill(targets, crit_ms=crit_s * 1000, default_skill=warm_skills[0])
+slow_skill = usage_log.check_slow_skill(targets, crit_ms=crit_s * 1000, default_skill=warm_skills[0])
 display(source, provider, slow_skill)
 
 # %% tags=["diagnosis"]
@@ -87,20 +74,20 @@ summary
 
 # %% tags=["mitigation"]
 # The cache is cold: fill it for the most used skills instead of waiting for misses.
-warmed = gate.run(warm_cache(targets, warm_skills), evidence=[cache])
+warmed = gate.run(admin.warm_cache(targets, warm_skills), evidence=[cache])
 warmed
 
 # %% tags=["mitigation"]
 # One skill is much slower than the others: cap its answers' length.
 capped = gate.run(
-    set_max_tokens(targets, slow_skill.evidence["skill"], slow_skill_max_tokens), evidence=[slow_skill]
+    admin.set_max_tokens(targets, slow_skill.evidence["skill"], slow_skill_max_tokens), evidence=[slow_skill]
 )
 capped
 
 # %% tags=["mitigation"]
 # The provider is the slow part: hold the circuit open so the fallback answers at once.
 # Release it (upstream-outage runbook, recovery) when the provider is fast again.
-bypassed = gate.run(open_circuit_breaker(targets), evidence=[provider])
+bypassed = gate.run(admin.open_circuit_breaker(targets), evidence=[provider])
 bypassed
 
 # %% tags=["mitigation"]

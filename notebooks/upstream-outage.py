@@ -36,19 +36,8 @@ recovery_timeout_s = 40.0
 # %%
 from IPython.display import display
 
-from checks import (
-    Gate,
-    Targets,
-    close_circuit_breaker,
-    flags,
-    http,
-    open_circuit_breaker,
-    prometheus,
-    set_rollout_percentage,
-    summarize,
-    upstream,
-    wait_until_ok,
-)
+from checks import Gate, Targets, http, prometheus, summarize, wait_until_ok
+from checks.reference_service import admin, flags, upstream, usage_log
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
@@ -79,7 +68,7 @@ display(breaker, fallback)
 # %% tags=["diagnosis"]
 # The usage log (PostgreSQL), independently of Prometheus: calls that failed
 # because of the provider, by error type.
-provider_failures = flags.check_errors_by_type(
+provider_failures = usage_log.check_errors_by_type(
     targets,
     types=["upstream_error", "upstream_timeout", "circuit_open", "rate_limited"],
     name="provider-failures",
@@ -101,12 +90,12 @@ summary
 # instead of waiting for the provider to fail. Applied when calls fail or are
 # rate-limited (a breaker that opens on its own still lets probes through, and
 # they fail too).
-opened = gate.run(open_circuit_breaker(targets), evidence=[failing, limited])
+opened = gate.run(admin.open_circuit_breaker(targets), evidence=[failing, limited])
 opened
 
 # %% tags=["mitigation"]
 # Send no traffic to the skills behind the rollout flag until the provider is back.
-rollout_off = gate.run(set_rollout_percentage(targets, 0), evidence=[failing, limited])
+rollout_off = gate.run(admin.set_rollout_percentage(targets, 0), evidence=[failing, limited])
 rollout_off
 
 # %% tags=["verify"]
@@ -122,7 +111,7 @@ display(calls_ok, quota_ok, served)
 # %% tags=["recovery"]
 # Once the status page says the provider is operational again (run with
 # reenable=True): release the circuit to its automatic behaviour.
-released = reenable_gate.run(close_circuit_breaker(targets), evidence=[breaker])
+released = reenable_gate.run(admin.close_circuit_breaker(targets), evidence=[breaker])
 released
 
 # %% tags=["recovery"]

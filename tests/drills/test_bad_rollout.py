@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from checks import Status, Targets, classify, flags, prometheus
+from checks import Status, Targets, classify, prometheus
+from checks.reference_service import flags
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector

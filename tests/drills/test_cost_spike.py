@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from checks import Gate, Status, Targets, classify, set_max_tokens, usage
-from checks._admin import admin_state
+from checks import Gate, Status, Targets, classify
+from checks.reference_service import admin, costs
+from checks.reference_service.admin import admin_state
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
@@ -25,7 +26,7 @@ def test_cost_spike_is_capped_per_skill_and_verified(sandbox: Driver, runbook_ta
     try:
         wait_for_window_after(runbook_targets, time.time(), what="the answers grew")
         wait_for(
-            lambda: usage.check_cost_per_call(runbook_targets).status is Status.CRIT,
+            lambda: costs.check_cost_per_call(runbook_targets).status is Status.CRIT,
             timeout_s=25,
             what="the cost per call to cross the threshold",
         )
@@ -51,9 +52,9 @@ def test_cost_spike_is_capped_per_skill_and_verified(sandbox: Driver, runbook_ta
         faults.clear("cost-spike")
         gate = Gate("sandbox", "apply", apply=True)
         for skill, max_tokens in before.items():  # the fault's clear leaves the caps alone
-            gate.run(set_max_tokens(runbook_targets, skill, max_tokens))
+            gate.run(admin.set_max_tokens(runbook_targets, skill, max_tokens))
         wait_for(
-            lambda: usage.check_cost_per_call(runbook_targets).status is not Status.CRIT,
+            lambda: costs.check_cost_per_call(runbook_targets).status is not Status.CRIT,
             timeout_s=25,
             what="the cost per call to be back at its baseline",
         )

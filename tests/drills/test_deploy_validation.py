@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from checks import Status, Targets, flags, http
+from checks import Status, Targets, http
+from checks.reference_service import flags
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from checks import Status, Targets, classify, flags, prometheus
+from checks import Status, Targets, classify, prometheus
+from checks.reference_service import usage_log
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
@@ -54,7 +55,7 @@ def test_error_burst_is_traced_to_internal_errors_and_fixed_by_a_restart(
         wait_for(
             lambda: (
                 prometheus.check_error_ratio(runbook_targets, warn=0.05, crit=0.10).ok
-                and flags.check_errors_by_type(runbook_targets).ok
+                and usage_log.check_errors_by_type(runbook_targets).ok
             ),
             timeout_s=40,
             what="the error ratio to be back under 5 % after the drill",

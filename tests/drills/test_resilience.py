@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from checks import Status, Targets, flags, http, prometheus, upstream
+from checks import Status, Targets, http, prometheus
+from checks.reference_service import upstream, usage_log
 from drillbook.harness import run_many
 from drillbook.runner import Runbook
 from sandbox import Driver, stopped
@@ -39,7 +40,7 @@ def test_every_runbook_reports_while_a_dependency_is_down(
             http.check_health(runbook_targets).ok
             and prometheus.check_up(runbook_targets, "api").ok
             and upstream.check_circuit_breaker(runbook_targets).ok
-            and flags.check_errors_by_type(runbook_targets).ok
+            and usage_log.check_errors_by_type(runbook_targets).ok
             and prometheus.check_cache_hit_ratio(runbook_targets, crit_below=0.30).status is not Status.CRIT
             and prometheus.check_error_ratio(runbook_targets).status is not Status.CRIT
         ),

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from checks import Status, Targets, audit, classify, http, postgres
+from checks import Status, Targets, classify, http, postgres
+from checks.reference_service import audit
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from checks import Status, Targets, classify, close_circuit_breaker, flags, http, upstream
+from checks import Status, Targets, classify, http
+from checks.reference_service import admin, upstream, usage_log
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
@@ -31,14 +32,14 @@ def _run(stem: str, **parameters: Any) -> RunRecord:
 def _restore(faults: Injector, fault: str, targets: Targets) -> None:
     """Back to normal: the fault cleared, the circuit automatic, the flag at its usual share."""
     faults.clear(fault)
-    close_circuit_breaker(targets).apply()
+    admin.close_circuit_breaker(targets).apply()
     faults.clear("bad-rollout")  # sets the rollout flag (and its skill) back to the sandbox's normal
     wait_for(
         lambda: (
             http.check_health(targets).ok
             and upstream.check_upstream_errors(targets).ok
             and upstream.check_circuit_breaker(targets).ok
-            and flags.check_errors_by_type(targets).ok
+            and usage_log.check_errors_by_type(targets).ok
         ),
         timeout_s=40,
         what="the api, the circuit and the usage log to be clean again after the drill",

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import httpx
 
-from checks import Status, audit
+from checks import Status
+from checks.reference_service import audit
+from checks.signals import Signals
 from checks.testing import prometheus_transport, targets
 
 
-def _reads(*pairs: tuple[str, float]) -> httpx.Client:
-    return httpx.Client(transport=prometheus_transport(lambda _: [({"key_prefix": k}, v) for k, v in pairs]))
+def _reads(
+    *pairs: tuple[str, float], exported: tuple[str, ...] = ("cross_user_reads_total",)
+) -> httpx.Client:
+    series = [({"key_prefix": k}, v) for k, v in pairs]
+    return httpx.Client(transport=prometheus_transport(lambda _: series, exported=exported))
 
 
 def test_a_key_reading_other_users_fast_is_crit_and_named() -> None:
@@ -19,8 +24,19 @@ def test_a_key_reading_other_users_fast_is_crit_and_named() -> None:
     assert "dbk_9 " not in result.summary
 
 
-def test_no_series_is_ok_because_the_counter_appears_on_first_use() -> None:
+def test_no_series_of_an_exported_counter_is_ok_because_it_appears_on_first_use() -> None:
     assert audit.check_cross_user_reads(targets(), client=_reads()).status is Status.OK
+
+
+def test_no_series_of_a_counter_the_service_does_not_export_is_unknown_not_ok() -> None:
+    result = audit.check_cross_user_reads(targets(), client=_reads(exported=("http_requests_total",)))
+    assert result.status is Status.UNKNOWN
+    assert "signals" in result.remedy
+
+
+def test_where_the_service_counts_no_cross_user_reads_the_check_does_not_apply() -> None:
+    result = audit.check_cross_user_reads(targets(signals=Signals()), client=_reads())
+    assert result.status is Status.NOT_APPLICABLE
 
 
 def test_prometheus_down_is_unknown() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from checks import CheckResult, ConfigError, ProbeError, Status, flags, postgres
+from checks import CheckResult, ConfigError, ProbeError, Status, deploy
+from checks.reference_service import flags, usage_log
 from checks.targets import Targets
 from checks.testing import prometheus_transport, result, targets
 
@@ -65,7 +66,7 @@ def test_a_flag_between_stages_is_normal_when_no_rollout_was_to_move_it() -> Non
 
 
 def skills(monkeypatch: pytest.MonkeyPatch, rows: list[dict[str, Any]]) -> None:
-    monkeypatch.setattr(flags, "outcomes_by_skill", lambda target, since: rows)
+    monkeypatch.setattr(usage_log, "outcomes_by_skill", lambda target, since: rows)
 
 
 def row(skill: str, calls: int, errors: int, error_type: str | None = None) -> dict[str, Any]:
@@ -74,14 +75,14 @@ def row(skill: str, calls: int, errors: int, error_type: str | None = None) -> d
 
 def test_one_skill_failing_while_others_answer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     skills(monkeypatch, [row("v2", 10, 10, "invalid_request"), row("a", 10, 0), row("b", 10, 0)])
-    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15))
+    outcome = usage_log.check_failing_skill(targets(), since=timedelta(seconds=15))
     assert outcome.status is Status.CRIT
     assert outcome.evidence["skill"] == "v2"
 
 
 def test_every_skill_failing_alike_is_a_shared_cause_not_one_skill(monkeypatch: pytest.MonkeyPatch) -> None:
     skills(monkeypatch, [row("a", 10, 5), row("b", 10, 6), row("c", 4, 0)])
-    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
+    outcome = usage_log.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
     assert outcome.status is Status.OK
     assert "shared cause" in outcome.summary
     assert outcome.evidence["skill"] == "a"
@@ -93,7 +94,7 @@ def test_skills_apart_by_chance_under_a_shared_failure_are_not_blamed(
     # half of all calls fail alike; with 7 to 17 calls a skill, two land above 20 % and two below
     rows = [row("classify", 17, 11, "internal_error"), row("extract", 9, 6), row("a", 7, 1), row("b", 7, 1)]
     skills(monkeypatch, rows)
-    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15))
+    outcome = usage_log.check_failing_skill(targets(), since=timedelta(seconds=15))
     assert outcome.status is Status.OK, outcome.summary
     assert outcome.evidence["chance_if_shared"] >= flags.SHARED_CAUSE_CHANCE
 
@@ -102,18 +103,18 @@ def test_unreadable_usage_log_is_unknown_and_still_names_a_skill(monkeypatch: py
     def down(target: Targets, since: timedelta) -> list[dict[str, Any]]:
         raise ProbeError("cannot connect to PostgreSQL: refused", target="db:5432/app")
 
-    monkeypatch.setattr(flags, "outcomes_by_skill", down)
-    outcome = flags.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
+    monkeypatch.setattr(usage_log, "outcomes_by_skill", down)
+    outcome = usage_log.check_failing_skill(targets(), since=timedelta(seconds=15), default_skill="v2")
     assert outcome.status is Status.UNKNOWN
     assert outcome.evidence["skill"] == "v2"
 
 
 def test_errors_by_type_judges_the_share_and_names_the_dominant_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(flags, "outcomes_by_type", lambda t, since: {"ok": 6, "internal_error": 4})
-    outcome = flags.check_errors_by_type(targets(), since=timedelta(seconds=15))
+    monkeypatch.setattr(usage_log, "outcomes_by_type", lambda t, since: {"ok": 6, "internal_error": 4})
+    outcome = usage_log.check_errors_by_type(targets(), since=timedelta(seconds=15))
     assert outcome.status is Status.CRIT
     assert outcome.evidence["dominant"] == "internal_error"
-    only = flags.check_errors_by_type(targets(), since=timedelta(seconds=15), types=["rate_limited"])
+    only = usage_log.check_errors_by_type(targets(), since=timedelta(seconds=15), types=["rate_limited"])
     assert only.status is Status.OK
 
 
@@ -194,20 +195,20 @@ def test_a_candidate_much_worse_than_failing_others_is_still_blamed() -> None:
 def slow(monkeypatch: pytest.MonkeyPatch, averages: dict[str, float]) -> None:
     rows = [{"skill": k, "calls": 5, "avg_ms": v, "p95_ms": v, "max_ms": v} for k, v in averages.items()]
     monkeypatch.setattr(
-        postgres, "slow_skills", lambda target, since: sorted(rows, key=lambda r: -r["avg_ms"])
+        usage_log, "slow_skills", lambda target, since: sorted(rows, key=lambda r: -r["avg_ms"])
     )
 
 
 def test_one_skill_much_slower_than_the_others_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     slow(monkeypatch, {"big": 9000, "a": 300, "b": 400})
-    outcome = flags.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
+    outcome = usage_log.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
     assert outcome.status is Status.CRIT
     assert outcome.evidence["skill"] == "big"
 
 
 def test_every_skill_slow_alike_is_a_shared_cause(monkeypatch: pytest.MonkeyPatch) -> None:
     slow(monkeypatch, {"a": 2600, "b": 2550, "c": 2500})
-    outcome = flags.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
+    outcome = usage_log.check_slow_skill(targets(), since=timedelta(seconds=15), crit_ms=2000)
     assert outcome.status is Status.OK
     assert "shared cause" in outcome.summary
 
@@ -223,13 +224,13 @@ def test_staged_rollout_never_starts_on_a_failing_gate(monkeypatch: pytest.Monke
 
 
 def test_environment_lacking_an_endpoint_is_crit_and_names_it() -> None:
-    outcome = flags.check_environment(targets(), endpoints=("api", "postgres"), secrets=())
+    outcome = deploy.check_environment(targets(), endpoints=("api", "postgres"), secrets=())
     assert outcome.status is Status.CRIT
     assert outcome.evidence["missing"] == ["endpoint postgres"]
 
 
 def test_deploy_gates_carry_their_thresholds() -> None:
-    latency, errors = flags.deploy_gates(p95_s=5.0, error_ratio=0.02)
+    latency, errors = deploy.deploy_gates(p95_s=5.0, error_ratio=0.02)
     client = httpx.Client(transport=prometheus_transport(lambda q: [({}, 6.0)]))
     assert latency(targets(), client=client).status is Status.CRIT
     assert errors(targets(), client=client).status is Status.CRIT  # 6/6 of requests failed

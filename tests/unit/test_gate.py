@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from checks import Gate, Status, restart_service, set_rollout_percentage
+from checks import Gate, Status, restart_service
+from checks.reference_service import admin
 from checks.testing import result, targets
 
 Marker = tuple[tuple[str, ...], Path]
@@ -92,9 +93,9 @@ def test_unknown_evidence_beside_an_observed_problem_still_applies(restart_marke
 
 
 def test_a_switch_of_the_reference_admin_api_is_not_applicable_where_there_is_none() -> None:
-    t = targets(platform={"restart": ("true",)})
+    t = targets(platform={"restart": ("true",)}, capabilities=frozenset())
     outcome = Gate.for_targets(t, apply=True).run(
-        set_rollout_percentage(t, 0), evidence=[result("rollout", Status.CRIT)]
+        admin.set_rollout_percentage(t, 0), evidence=[result("rollout", Status.CRIT)]
     )
     assert outcome.state == "skipped"
     assert "not applicable here: needs 'reference-admin'" in outcome.reason

@@ -38,7 +38,7 @@ def test_shipped_escalation_and_environments_load() -> None:
     escalation = load_escalation(POLICY / "escalation.yml")
     assert set(escalation.ladders) == {"SEV1", "SEV2", "SEV3", "SEV4"}
     environments = load_environments(POLICY / "environments.yml")
-    assert set(environments) == {"sandbox", "staging", "production"}
+    assert set(environments) == {"sandbox", "stock", "staging", "production"}
     assert environments["production"]["gate"] == "confirm"
 
 

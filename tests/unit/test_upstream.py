@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from checks import Status, upstream
+from checks import Status
+from checks.reference_service import upstream
 from checks.signals import Signals
 from checks.testing import json_transport, prometheus_transport, targets
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from checks._admin import admin_call, admin_state
 from checks._errors import CheckError, ConfigError, ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
 from checks.actions import Action, Effect, Plan
+from checks.reference_service.admin import admin_call, admin_state
+from checks.reference_service.usage_log import lacking_tables
 from checks.targets import Targets
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "check_cost_per_call",
     "check_usage_cost",
     "cost_per_call",
+    "expensive_skills",
     "lower_max_tokens",
 ]
 
@@ -40,7 +42,7 @@ def _ratio_summary(offenders: Mapping[str, float]) -> str:
 
 def check_cost_per_call(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     threshold: float = 0.5,
     window: str | None = None,
@@ -53,11 +55,16 @@ def check_cost_per_call(
     """
     from checks import prometheus
 
-    job, w = targets.job(service), window or targets.query.rate_window
+    if lacking := prometheus._lacking(targets, "cost-per-call", "llm_cost", "llm_calls", "llm_cost_baseline"):
+        return lacking
+    w = window or targets.query.rate_window
+    skill = targets.signals["llm_cost"].label("skill")
+    cost = prometheus.series(targets, "llm_cost", service)
+    calls = prometheus.series(targets, "llm_calls", service)
+    baseline = prometheus.series(targets, "llm_cost_baseline", service)
     promql = (
-        f'sum by (skill) (rate(llm_cost_usd_total{{job="{job}"}}[{w}]))'
-        f' / sum by (skill) (rate(llm_calls_total{{job="{job}"}}[{w}]))'
-        f' / on (skill) max by (skill) (llm_cost_baseline_usd_per_call{{job="{job}"}})'
+        f"sum by ({skill}) (rate({cost}[{w}])) / sum by ({skill}) (rate({calls}[{w}]))"
+        f" / on ({skill}) max by ({skill}) ({baseline})"
     )
     try:
         samples = prometheus.query(targets, promql, client=client)
@@ -66,7 +73,7 @@ def check_cost_per_call(
             "cost-per-call", exc, remedy="Prometheus itself may be down: read the usage log (the next step)."
         )
     ratios = {
-        s.labels.get("skill", "?"): round(s.value, 2) for s in samples if s.value == s.value
+        s.labels.get(skill, "?"): round(s.value, 2) for s in samples if s.value == s.value
     }  # NaN: no call in the window
     if not ratios:
         return CheckResult(
@@ -149,6 +156,8 @@ def check_usage_cost(
     called yet since it began will follow: a cap is suggested for every skill
     with a baseline. `since` defaults to four rate windows.
     """
+    if lacking := lacking_tables(targets, "usage-cost"):
+        return lacking
     since = since or parse_duration(targets.query.rate_window) * 4
     try:
         rows = cost_per_call(targets, since=since)
@@ -271,3 +280,21 @@ def lower_max_tokens(targets: Targets, caps: Mapping[str, int]) -> LowerMaxToken
     if bad:
         raise ConfigError(f"max tokens must be positive: {bad}")
     return LowerMaxTokens(targets, dict(caps))
+
+
+def expensive_skills(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[dict[str, Any]]:
+    """Per skill: calls, tokens per call and cost, most expensive first."""
+    from checks.postgres import aggregate  # psycopg loads only where the usage log is read
+
+    return aggregate(
+        target,
+        """
+        SELECT skill, count(*) AS calls,
+               round(avg(tokens_input + tokens_output)) AS tokens_per_call,
+               round(sum(cost_usd)::numeric, 4) AS cost_usd
+          FROM usage_logs
+         WHERE created_at > now() - %(since)s
+         GROUP BY skill ORDER BY cost_usd DESC
+        """,
+        since=since,
+    )

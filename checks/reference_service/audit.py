@@ -18,6 +18,7 @@ from checks._errors import ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
 from checks.postgres import aggregate
+from checks.reference_service.usage_log import lacking_tables
 from checks.targets import Targets
 
 __all__ = [
@@ -80,6 +81,8 @@ def check_key_fanout(targets: Targets, *, since: timedelta | None = None, min_us
     against its normal rate, and the addresses it came from: what the
     containment steps take.
     """
+    if lacking := lacking_tables(targets, "key-fanout"):
+        return lacking
     window = _window(targets, since)
     try:
         keys = key_fanout(targets, since=window, min_users=min_users)
@@ -117,6 +120,8 @@ def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> 
     """Addresses an API key used in the window that it never used in the seven days before
     the last hour. WARN: a new office or a new server is normal; a new address on a key
     that reads many users is not (read it with `check_key_fanout`)."""
+    if lacking := lacking_tables(targets, "new-addresses"):
+        return lacking
     window = _window(targets, since)
     try:
         rows = aggregate(
@@ -149,7 +154,7 @@ def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> 
 
 def check_cross_user_reads(
     targets: Targets,
-    service: str = "api",
+    service: str | None = None,
     *,
     max_per_s: float = 1.0,
     window: str | None = None,
@@ -159,15 +164,21 @@ def check_cross_user_reads(
     CRIT above `max_per_s` for any key."""
     from checks import prometheus
 
-    job, w = targets.job(service), window or targets.query.rate_window
-    promql = f'sum by (key_prefix) (rate(cross_user_reads_total{{job="{job}"}}[{w}]))'
+    name = "cross-user-reads"
+    if lacking := prometheus._lacking(targets, name, "cross_user_reads"):
+        return lacking
+    w = window or targets.query.rate_window
+    key = targets.signals["cross_user_reads"].label("key")
+    promql = f"sum by ({key}) (rate({prometheus.series(targets, 'cross_user_reads', service)}[{w}]))"
     try:
         samples = prometheus.query(targets, promql, client=client)
+        # no series: no key read another user's data yet, or the service does not count it at all
+        counted = bool(samples) or prometheus.exported(targets, "cross_user_reads", service, client=client)
     except ProbeError as exc:
-        return prometheus._cannot_ask(
-            "cross-user-reads", exc, remedy="Read the audit log directly (key-fanout)."
-        )
-    rates = {s.labels.get("key_prefix", "?"): round(s.value, 2) for s in samples}
+        return prometheus._cannot_ask(name, exc, remedy="Read the audit log directly (key-fanout).")
+    if not counted:
+        return prometheus._no_requests(targets, name, w, "cross_user_reads")
+    rates = {s.labels.get(key, "?"): round(s.value, 2) for s in samples}
     loud = {k: v for k, v in rates.items() if v > max_per_s}
     if loud:
         return CheckResult(
@@ -197,6 +208,8 @@ def export_evidence(
     file under `evidence_dir` (the incident record folder). Read-only on every system; it
     runs before containment and in dry runs alike. OK with the file's path and a count;
     CRIT when nothing could be written; OK and nothing written when there is no suspect."""
+    if lacking := lacking_tables(targets, "evidence-export"):
+        return lacking
     if not key_id:
         return CheckResult("evidence-export", Status.OK, "no suspect key: nothing to export")
     try:
