@@ -25,6 +25,12 @@ is taken. With the native driver, if supervisord has died under its services, `s
 reports those that still run as "orphaned", `down` stops them, and `up` stops them
 before it starts afresh (see sandbox/_native.py).
 
+`--stack stock` (before or after the subcommand) acts on the stock stack instead
+(sandbox/stock: PostgreSQL, Redis, the stock exporters, Prometheus and a small orders
+service that is not the reference service), native driver only, in $DRILLBOOK_STOCK_DIR,
+else .sandbox-stock/ (`--dir` names it too). Its services, faults and `--replicas`
+differ: `python -m sandbox --stack stock faults` lists its faults.
+
 Exit codes: 0 done; 1 failed (the message says why and how to fix it);
 2 bad usage; 3 no sandbox is running, or `status` found a service that is not
 running under supervision (stopped, exited, or orphaned).
@@ -43,12 +49,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from sandbox import SERVICES, NotRunning, SandboxError, get_driver, use_replica
+from sandbox import SERVICES, Driver, NotRunning, SandboxError, get_driver, use_replica
 from sandbox.faults import Injector, catalogue
+from sandbox.stock import DIR_VARIABLE, STOCK_SERVICES, StockDriver, StockFaults, stock_catalogue
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3
+EXIT_USAGE = 2
+STACKS = ("reference", "stock")
+# every stack's names: argparse lists them in --help; each stack then checks its own
+ALL_SERVICES = list(dict.fromkeys([*SERVICES, *STOCK_SERVICES]))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="where the services run (default: auto)",
     )
+    common.add_argument("--stack", choices=STACKS, help="which stack (default: reference)")
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the drillbook sandbox.")
     parser.add_argument(
         "--dir",
@@ -71,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="default_driver",
         choices=["auto", "native", "compose"],
         help="the driver, for a subcommand that names none",
+    )
+    parser.add_argument(
+        "--stack",
+        dest="default_stack",
+        choices=STACKS,
+        help="the reference sandbox (default) or the stock stack, for a subcommand that names none",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     replicas = argparse.ArgumentParser(add_help=False)
@@ -87,15 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("status", parents=[common, replicas], help="state of each service")
     commands.add_parser("endpoints", parents=[common], help="endpoints as JSON")
     logs = commands.add_parser("logs", parents=[common], help="last lines of a service's log")
-    logs.add_argument("service", choices=SERVICES)
+    logs.add_argument("service", choices=ALL_SERVICES)
     logs.add_argument("-n", "--lines", type=int, default=50)
     for verb in ("stop", "start", "restart"):
         command = commands.add_parser(verb, parents=[common], help=f"{verb} one service")
-        command.add_argument("service", choices=SERVICES)
+        command.add_argument("service", choices=ALL_SERVICES)
     commands.add_parser("faults", parents=[common], help="list the fault catalogue")
     for verb in ("inject", "clear"):
         command = commands.add_parser(verb, parents=[common], help=f"{verb} one fault")
-        command.add_argument("fault", choices=list(catalogue()))
+        command.add_argument("fault", choices=list(dict.fromkeys([*catalogue(), *stock_catalogue()])))
     return parser
 
 
@@ -143,6 +161,12 @@ def _on_replicas(argv: Sequence[str], count: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.stack = args.stack or args.default_stack or "reference"
+    if args.stack == "stock":
+        return _stock(args)
+    if (problem := _not_of(SERVICES, list(catalogue()), args, "python -m sandbox")) is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
     if args.dir is not None:  # for this process and the replicas' children alike
         os.environ["DRILLBOOK_SANDBOX_DIR"] = str(args.dir.resolve())
         os.environ.pop("DRILLBOOK_SANDBOX_STATE", None)  # it names another sandbox's file
@@ -206,6 +230,92 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _not_of(
+    services: Sequence[str], faults: Sequence[str], args: argparse.Namespace, prog: str
+) -> str | None:
+    """What is wrong when the subcommand names a service or fault that this stack lacks."""
+    if (service := getattr(args, "service", None)) is not None and service not in services:
+        return f"sandbox: {args.stack} has no service {service!r}; its services: {', '.join(services)}"
+    if (fault := getattr(args, "fault", None)) is not None and fault not in faults:
+        return f"sandbox: {args.stack} has no fault {fault!r}\nHint: `{prog} faults` lists them."
+    return None
+
+
+def _stock(args: argparse.Namespace) -> int:
+    """The subcommand on the stock stack (native driver only)."""
+    prog = "python -m sandbox --stack stock"
+    if (problem := _not_of(STOCK_SERVICES, list(stock_catalogue()), args, prog)) is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    if args.driver == "compose" or args.default_driver == "compose":
+        print(
+            "sandbox: the stock stack runs under the native driver; compose.yaml describes it under the"
+            " `stock` profile for Docker users\nHint: `docker compose --profile stock up --wait`.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if getattr(args, "replicas", 1) > 1:
+        print("sandbox: --replicas applies to the reference sandbox only", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dir is not None:  # for the platform commands' children too
+        os.environ[DIR_VARIABLE] = str(args.dir.resolve())
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
+    logging.getLogger("sandbox").addHandler(progress)
+    logging.getLogger("sandbox").setLevel(logging.INFO)
+    if args.command == "faults":
+        for fault in stock_catalogue().values():
+            print(f"{fault.name:<22} {fault.description}")
+        return EXIT_OK
+    driver = StockDriver()
+    try:
+        match args.command:
+            case "inject":
+                StockFaults(driver).inject(args.fault)
+            case "clear":
+                StockFaults(driver).clear(args.fault)
+            case _:
+                return _on_driver(driver, args)
+    except NotRunning as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _on_driver(driver: Driver, args: argparse.Namespace) -> int:
+    """up, down, status, endpoints, logs, stop, start, restart: the same on any driver."""
+    match args.command:
+        case "up":
+            if args.timeout is None:
+                driver.up()
+            else:
+                driver.up(timeout_s=args.timeout)
+            for service, endpoint in driver.endpoints().items():
+                print(f"{service:<11} {endpoint}")
+        case "down":
+            driver.down()
+        case "status":
+            states = driver.status()
+            for service, state in states.items():
+                print(f"{service:<17} {state}")
+            if any(state != "running" for state in states.values()):
+                return EXIT_NOT_RUNNING
+        case "endpoints":
+            print(json.dumps(driver.endpoints(), indent=2))
+        case "logs":
+            print(driver.logs(args.service, lines=args.lines), end="")
+        case "stop":
+            driver.stop(args.service)
+        case "start":
+            driver.start(args.service)
+        case "restart":
+            driver.restart(args.service)
     return EXIT_OK
 
 

@@ -267,6 +267,12 @@ class Driver(ABC):
         "orphaned" (native driver): the service's process runs, but the supervisor that
         started it is gone; `down` stops it."""
 
+    def check_service(self, service: str) -> str:
+        """Return `service` when this driver runs it; raise `ValueError` otherwise."""
+        if service not in self.services:
+            raise ValueError(f"unknown service {service!r}; expected one of {', '.join(self.services)}")
+        return service
+
     def endpoints(self) -> dict[str, str]:
         """Service -> URL or DSN, from the state file."""
         return dict(read_state(self.state_file)["endpoints"])

@@ -79,11 +79,9 @@ from supervisor.xmlrpc import Faults, SupervisorTransport  # type: ignore[import
 
 from sandbox._driver import (
     APP_ROLE,
+    CHAOS_FILE,
     REPO_ROOT,
-    SERVICES,
     Driver,
-    chaos_path,
-    check_service,
     loopback_endpoints,
     new_token,
     platform_commands,
@@ -410,9 +408,11 @@ class NativeDriver(Driver):
 
     kind = "native"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.layout = Layout(sandbox_dir())
+    def __init__(self, *, root: Path | None = None, state_file: Path | None = None) -> None:
+        """The sandbox in `root` (default `sandbox_dir()`), publishing `state_file` (default
+        `state_path()`); another stack (sandbox/stock) passes its own of both."""
+        super().__init__(state_file=state_file)
+        self.layout = Layout(root or sandbox_dir())
         self._deferred = frozenset(("postgres", *STARTED_AFTER_SCHEMA, *STARTED_AFTER_API))
         self.timings: dict[str, float] = {}  # seconds from the start of the last `up` to each phase
         self.postgres_user = PG_SUPERUSER if os.geteuid() == 0 else None
@@ -558,7 +558,7 @@ class NativeDriver(Driver):
                 )
         self.layout.processes.unlink(missing_ok=True)
         self.state_file.unlink(missing_ok=True)
-        chaos_path().unlink(missing_ok=True)
+        (self.state_file.parent / CHAOS_FILE).unlink(missing_ok=True)
 
     def _every_service_running(self) -> None:
         states = self.status()
@@ -574,14 +574,14 @@ class NativeDriver(Driver):
         service whose process still runs (see the module docstring) and "stopped" for the rest."""
         if self._supervisord_pid() is None:
             orphans = self._unsupervised()
-            return {service: "orphaned" if service in orphans else "stopped" for service in SERVICES}
+            return {service: "orphaned" if service in orphans else "stopped" for service in self.services}
         infos = self._process_infos()
         self._record_processes(infos)
         states = {info["name"]: info["statename"].lower() for info in infos}
-        return {service: states.get(service, "absent") for service in SERVICES}
+        return {service: states.get(service, "absent") for service in self.services}
 
     def logs(self, service: str, *, lines: int = 50) -> str:
-        path = self.layout.log(check_service(service))
+        path = self.layout.log(self.check_service(service))
         if not path.exists():
             raise NotRunning(
                 f"no log for {service} at {path}\nHint: start the sandbox with "
@@ -592,7 +592,7 @@ class NativeDriver(Driver):
     def stop(self, service: str) -> None:
         """Stop `service` and return once every process of its group has exited (a no-op
         when it is not running)."""
-        self._need_supervisord("stop", check_service(service))
+        self._need_supervisord("stop", self.check_service(service))
         pid = self._supervised_pid(service)
         try:  # supervisord signals the group, waits `stopwaitsecs`, then SIGKILLs the group
             self._rpc().supervisor.stopProcess(service, True)
@@ -625,7 +625,7 @@ class NativeDriver(Driver):
     def start(self, service: str) -> None:
         """Start `service` and return once it answers its readiness probe and supervisord
         calls it RUNNING; `StartupError` with the tail of its log when it does not stay up."""
-        self._need_supervisord("start", check_service(service))
+        self._need_supervisord("start", self.check_service(service))
         deadline = time.monotonic() + START_TIMEOUT_S
         probe, tried = self._probes(self._ports(), whole=False)[service]
         try:
@@ -693,7 +693,7 @@ class NativeDriver(Driver):
         records: dict[str, dict[str, Any]] = {}
         for info in infos:
             pid = int(info.get("pid") or 0)
-            if info["name"] in SERVICES and info["statename"] in LIVE and pid > 0:
+            if info["name"] in self.services and info["statename"] in LIVE and pid > 0:
                 started = process_start_time(pid)
                 if started is not None:
                     records[info["name"]] = {"pid": pid, "started": started}
@@ -728,7 +728,7 @@ class NativeDriver(Driver):
         live = {name: pid for name, (pid, started) in recorded.items() if process_start_time(pid) == started}
         if "postgres" not in live and (postmaster := self._postmaster()) is not None:
             live["postgres"] = postmaster
-        return {service: live[service] for service in SERVICES if service in live}
+        return {service: live[service] for service in self.services if service in live}
 
     def _postmaster(self) -> int | None:
         """The pid in PostgreSQL's postmaster.pid, if that process runs on this directory's cluster."""
@@ -1032,6 +1032,13 @@ class NativeDriver(Driver):
             )
             if name in PYTHON_SERVICES:
                 extra[name].append(f"directory={_ini(str(REPO_ROOT))}")
+        self._write_supervisord_conf(programs, extra)
+
+    def _write_supervisord_conf(
+        self, programs: Mapping[str, list[str]], extra: Mapping[str, list[str]]
+    ) -> None:
+        """supervisord.conf: one program per entry of `programs` (its argv), with the lines of
+        `extra` for it; never restarted, stopped as a group, its output in logs/<name>.log."""
         root = self.layout.root
         lines = [
             "; generated by sandbox/_native.py at `up`; edits are lost at the next `up`",

@@ -13,6 +13,7 @@ import json
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,10 +28,11 @@ PORT_LEDGER = "drillbook-sandbox-ports.json"  # in the system's temporary folder
 PORT_HOLD_S = 300.0  # how long a picked port stays off-limits to other sandboxes
 
 
-def pick_ports(ledger: Path | None = None) -> dict[str, int]:
-    """A free loopback port per listening service: all different, and none that another
-    sandbox picked in the last PORT_HOLD_S seconds (`ledger`, default in the temp folder)."""
-    return dict(zip(LISTENERS, _pick(len(LISTENERS), ledger), strict=True))
+def pick_ports(ledger: Path | None = None, *, names: Sequence[str] = LISTENERS) -> dict[str, int]:
+    """A free loopback port per listening service (`names`, default the reference sandbox's):
+    all different, and none that another sandbox or stack picked in the last PORT_HOLD_S
+    seconds (`ledger`, default in the temp folder)."""
+    return dict(zip(names, _pick(len(names), ledger), strict=True))
 
 
 def pick_port(ledger: Path | None = None) -> int:

@@ -1,0 +1,90 @@
+"""The stock stack: a second system to run runbooks against, which is not the reference service.
+
+What runs (native driver, each on a free 127.0.0.1 port, under a supervisord of its own):
+
+    postgres           PostgreSQL from the OS packages; role and database `orders`
+    redis              Redis from the OS packages, no limit, policy noeviction (Redis's default)
+    orders             sandbox/stock/orders.py: GET/POST /orders, GET /orders/{id}, Spring-style
+                       /actuator/health, /metrics with orders_http_requests_total{code,path}
+                       and the histogram orders_request_seconds{path}
+    traffic            sandbox/stock/traffic.py: about 4 requests a second against orders
+    postgres-exporter  the stock exporter, default metrics (job `postgres`)
+    redis-exporter     the stock exporter (job `redis`)
+    prometheus         scrapes orders (job `orders`), both exporters and itself every 2 s; no rules
+
+Its directory is `$DRILLBOOK_STOCK_DIR`, else `.sandbox-stock/` in the repository. `up` writes
+`state.json` there (endpoints `api` = `orders`, `prometheus`, `postgres`, `redis`; the
+Prometheus jobs; `platform` commands `python -m sandbox --stack stock --dir DIR --driver
+native restart|stop|start {service}`), which the `stock` environment of
+policy/environments.yml reads (`endpoints_from: stock-state`).
+
+From Python (tests, drills):
+
+    from sandbox import stock
+    driver = stock.up(folder)                  # started, ready, a rate window scraped
+    with stock.faults(folder).injected("orders-table-locked"):
+        ...
+    stock.down(folder)
+
+From a shell: `python -m sandbox --stack stock up|down|status|endpoints|logs|stop|start|
+restart|faults|inject|clear` (`--dir DIR` before the subcommand names the directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.stock._native import (
+    DIR_VARIABLE,
+    HEALTH_PATH,
+    LISTENERS,
+    STOCK_JOBS,
+    STOCK_SERVICES,
+    StockDriver,
+    stock_dir,
+)
+from sandbox.stock.faults import StockFaults, stock_catalogue
+
+__all__ = [
+    "DIR_VARIABLE",
+    "HEALTH_PATH",
+    "LISTENERS",
+    "STOCK_JOBS",
+    "STOCK_SERVICES",
+    "StockDriver",
+    "StockFaults",
+    "clear",
+    "down",
+    "faults",
+    "inject",
+    "stock_catalogue",
+    "stock_dir",
+    "up",
+]
+
+
+def up(folder: Path | None = None, *, timeout_s: float = 90.0, wait_for_rates: bool = True) -> StockDriver:
+    """Start the stock stack in `folder` (default `stock_dir()`) and return its driver once ready."""
+    driver = StockDriver(folder)
+    driver.up(timeout_s=timeout_s, wait_for_rates=wait_for_rates)
+    return driver
+
+
+def down(folder: Path | None = None) -> None:
+    """Stop the stock stack in `folder` (default `stock_dir()`); a no-op when nothing runs."""
+    StockDriver(folder).down()
+
+
+def faults(folder: Path | None = None) -> StockFaults:
+    """The fault injector of the stock stack running in `folder` (`NotRunning` when none runs)."""
+    return StockFaults(StockDriver(folder))
+
+
+def inject(fault: str, folder: Path | None = None) -> None:
+    """Stage `fault` in the stock stack of `folder`."""
+    faults(folder).inject(fault)
+
+
+def clear(fault: str, folder: Path | None = None) -> None:
+    """Undo `fault` in the stock stack of `folder`."""
+    faults(folder).clear(fault)
