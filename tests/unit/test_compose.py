@@ -27,6 +27,7 @@ from sandbox._compose import (
 )
 from sandbox._driver import ENDPOINT_FORMS, read_chaos_access, read_state
 from sandbox._errors import CommandError
+from sandbox.stock._native import COMPOSE_SERVICES, MODULES, STOCK_JOBS, STOCK_SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "sandbox" / "Dockerfile"
@@ -106,8 +107,13 @@ def _host_ip(port: str | dict[str, Any]) -> str | None:
 # -- the file -------------------------------------------------------------------------------------
 
 
+def _unprofiled(services: Mapping[str, dict[str, Any]]) -> list[str]:
+    """The services `docker compose up` starts without a --profile: the reference sandbox."""
+    return sorted(name for name, service in services.items() if not service.get("profiles"))
+
+
 def test_compose_services_are_the_native_drivers_services(services: dict[str, dict[str, Any]]) -> None:
-    assert sorted(services) == sorted(SERVICES)
+    assert _unprofiled(services) == sorted(SERVICES)
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -259,7 +265,77 @@ def _resolved(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def test_compose_validates_the_file() -> None:
-    assert sorted(_resolved()["services"]) == sorted(SERVICES)
+    assert _unprofiled(_resolved()["services"]) == sorted(SERVICES)
+
+
+def _resolved_profile(profile: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [*_compose_binary(), "-f", str(COMPOSE_FILE), "--profile", profile, "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    return resolved
+
+
+def test_compose_validates_the_stock_profile() -> None:
+    assert set(COMPOSE_SERVICES.values()) <= set(_resolved_profile("stock")["services"])
+
+
+# -- the stock stack (sandbox/stock), profile `stock` --------------------------------------------
+
+
+def test_the_stock_profile_holds_the_native_stock_stack_and_nothing_of_the_reference(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert sorted(COMPOSE_SERVICES) == sorted(STOCK_SERVICES)
+    stock = sorted(name for name, service in services.items() if service.get("profiles") == ["stock"])
+    assert stock == sorted(COMPOSE_SERVICES.values())
+    assert not set(COMPOSE_SERVICES.values()) & set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSE_SERVICES.values()))
+def test_every_stock_service_has_a_healthcheck_its_image_can_run(
+    services: dict[str, dict[str, Any]], stages: dict[str, list[str]], name: str
+) -> None:
+    kind, program, *_ = services[name]["healthcheck"]["test"]
+    assert kind == "CMD"
+    target = _builder(services, name)["target"]
+    assert HEALTHCHECK_TOOLS[program] in _installed(stages, target), f"{name}: {program} is not in {target}"
+
+
+@pytest.mark.parametrize("name", [*sorted(COMPOSE_SERVICES.values()), "orders-migration"])
+def test_every_stock_port_is_on_loopback_and_no_stock_image_is_pulled(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    ports = services[name].get("ports", [])
+    assert [_host_ip(port) for port in ports] == ["127.0.0.1"] * len(ports)
+    assert services[name].get("pull_policy") == "never"  # the sandbox's services build them
+    assert IMAGE_VARIABLE.match(services[name]["image"]), services[name]["image"]
+
+
+@pytest.mark.parametrize(
+    ("native", "compose"),
+    [("orders", "orders"), ("traffic", "stock-traffic"), ("migration", "orders-migration")],
+)
+def test_the_stock_python_services_run_the_native_drivers_modules(
+    services: dict[str, dict[str, Any]], native: str, compose: str
+) -> None:
+    assert services[compose]["command"] == ["python", "-m", MODULES[native]]
+
+
+def test_the_stock_prometheus_configs_scrape_the_same_jobs_in_either_driver() -> None:
+    config = REPO_ROOT / "sandbox" / "config"
+    native = yaml.safe_load((config / "prometheus.stock.yml").read_text())
+    compose = yaml.safe_load((config / "prometheus.stock.compose.yml").read_text())
+    jobs = sorted(set(STOCK_JOBS.values()))
+    assert sorted(job["job_name"] for job in native["scrape_configs"]) == jobs
+    assert sorted(job["job_name"] for job in compose["scrape_configs"]) == jobs
+    assert native["global"] == compose["global"]
 
 
 def test_an_overridden_base_image_reaches_every_build() -> None:
