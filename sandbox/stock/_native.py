@@ -214,9 +214,6 @@ class StockDriver(NativeDriver):
         )
         log.info("stock stack up in %.1fs", time.monotonic() - started_up)
 
-    def down(self) -> None:
-        super().down()  # supervisord stops the migration too, if a fault left it running
-
     def pid(self, service: str) -> int:
         """The pid of `service`'s process under supervisord; 0 when it does not run."""
         self._need_supervisord("signal", self.check_service(service))

@@ -256,3 +256,16 @@ def test_the_cli_refuses_a_fault_or_service_the_stack_lacks(folder: Path) -> Non
         )  # fmt: skip
         assert done.returncode == 2, done
         assert "stock has no" in done.stderr
+
+
+def test_stopping_the_stock_stack_leaves_the_reference_sandboxs_files_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for name in ("state.json", "chaos.json"):
+        (reference / name).write_text("{}")
+    monkeypatch.setenv("DRILLBOOK_SANDBOX_DIR", str(reference))
+    monkeypatch.delenv("DRILLBOOK_SANDBOX_STATE", raising=False)
+    StockDriver(tmp_path / "stock").down()  # nothing runs there: only its own files go
+    assert sorted(path.name for path in reference.iterdir()) == ["chaos.json", "state.json"]
