@@ -36,10 +36,11 @@ def check_environment(
     targets: Targets,
     *,
     endpoints: Sequence[str] = ("api", "prometheus", "postgres", "redis"),
-    secrets: Sequence[str] = (),
+    secrets: Sequence[str] | None = None,
 ) -> CheckResult:
-    """Does the environment name every endpoint and secret a deployment needs? CRIT naming the
-    missing ones (values are never shown)."""
+    """Does the environment name every endpoint and secret a deployment needs (by default, every
+    secret it declares)? CRIT naming the missing ones (values are never shown)."""
+    secrets = sorted({*targets.secret_variables, *targets.local_secrets}) if secrets is None else secrets
     missing = [f"endpoint {name}" for name in endpoints if not getattr(targets, name, None)]
     missing += [f"secret {name}" for name in secrets if targets.optional_secret(name) is None]
     evidence = {"environment": targets.environment, "endpoints": list(endpoints), "secrets": list(secrets)}

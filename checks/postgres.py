@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, unobserved
 from checks.redact import redacted
 from checks.targets import Targets
 
@@ -620,16 +620,26 @@ def check_service_pool(
     """
     from checks import prometheus
 
+    if lacking := prometheus._lacking(
+        targets, "service-pool", "pool_connections", "pool_max", "pool_waiting"
+    ):
+        return lacking
     job = targets.job(service)
     w = window or targets.query.rate_window
+    pool = targets.signals["pool_connections"]
+    busy = prometheus.series(
+        targets, "pool_connections", service, f'{pool.label("state")}="{pool.value("in_use")}"'
+    )
     try:
         waiting = prometheus.scalar(
-            targets, f'max(max_over_time(db_pool_waiting{{job="{job}"}}[{w}]))', client=client
+            targets,
+            f"max(max_over_time({prometheus.series(targets, 'pool_waiting', service)}[{w}]))",
+            client=client,
         )
-        in_use = prometheus.scalar(
-            targets, f'sum(db_pool_connections{{job="{job}",state="in_use"}})', client=client
+        in_use = prometheus.scalar(targets, f"sum({busy})", client=client)
+        limit = prometheus.scalar(
+            targets, f"sum({prometheus.series(targets, 'pool_max', service)})", client=client
         )
-        limit = prometheus.scalar(targets, f'sum(db_pool_max_connections{{job="{job}"}})', client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask(
             "service-pool",
@@ -668,13 +678,22 @@ def check_exporter(targets: Targets, *, client: Any = None) -> CheckResult:
     """
     from checks import prometheus
 
-    promql = "min(pg_up)"
+    if lacking := prometheus._lacking(targets, "pg-exporter", "postgres_up"):
+        return lacking
+    promql = f"min({prometheus.series(targets, 'postgres_up', None)})"
     try:
         value = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask("pg-exporter", exc, remedy="")
     if value is None:
-        return CheckResult("pg-exporter", Status.UNKNOWN, "Prometheus has no pg_up series", {"query": promql})
+        return unobserved(
+            "pg-exporter",
+            f"Prometheus has no {promql[4:-1]} series",
+            configure="Check the PostgreSQL exporter's scrape job, or map signal postgres_up.",
+            evidence={"query": promql},
+        )
+    if past := prometheus.stale(targets, "pg-exporter", "postgres_up", client=client):
+        return past
     if value < 1:
         return CheckResult(
             "pg-exporter",

@@ -610,18 +610,26 @@ def check_route_error_ratio(
     targets: Targets,
     service: str | None = None,
     *,
-    routes: str = "/api/.*",
+    routes: str | None = None,
     warn: float = 0.02,
     crit: float = 0.10,
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
-    """The 5xx share of the requests whose route matches `routes` (a regex; customers' routes by
-    default, so that a health endpoint answering 503 on purpose does not count)."""
+    """The 5xx share of the requests whose route matches `routes` (a regex): by default the
+    customers' routes as the requests signal's `customers` value names them, else every route
+    but the health path and /metrics, so that a health endpoint answering 503 on purpose does
+    not count."""
     if lacking := _lacking(targets, "error-ratio", "requests"):
         return lacking
     w = _window(targets, window)
-    on_routes = f'{targets.signals["requests"].label("route")}=~"{routes}"'
+    signal = targets.signals["requests"]
+    routes = routes or signal.values.get("customers")
+    if routes:
+        on_routes, scope = f'{signal.label("route")}=~"{routes}"', f" to {routes}"
+    else:
+        skipped = f"{targets.health.path}|/metrics"
+        on_routes, scope = f'{signal.label("route")}!~"{skipped}"', f" (but {skipped})"
     try:
         total = scalar(
             targets, f"sum(rate({series(targets, 'requests', service, on_routes)}[{w}]))", client=client
@@ -631,12 +639,12 @@ def check_route_error_ratio(
     except ProbeError as exc:
         return _cannot_ask("error-ratio", exc)
     if not total:
-        return _no_requests(targets, "error-ratio", w, "requests", f" to {routes}")
+        return _no_requests(targets, "error-ratio", w, "requests", scope)
     if past := stale(targets, "error-ratio", "requests", service, client=client):
         return past
     ratio = (errors or 0.0) / total
-    evidence = {"routes": routes, "window": w, "warn": warn, "crit": crit}
-    return _error_ratio_verdict(ratio, f"requests to {routes}", evidence, warn, crit)
+    evidence = {"routes": on_routes, "window": w, "warn": warn, "crit": crit}
+    return _error_ratio_verdict(ratio, f"requests{scope}", evidence, warn, crit)
 
 
 def check_cache_hit_ratio(

@@ -15,7 +15,7 @@ from typing import Any
 import redis as redis_py
 
 from checks._errors import ProbeError
-from checks._result import CheckResult, Status, ladder, unobserved
+from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks.targets import Targets
 
 __all__ = [
@@ -302,10 +302,16 @@ def check_eviction_rate(targets: Targets, *, window: str | None = None, client: 
 
 
 def check_ttls(
-    target: Targets | str, pattern: str, *, min_ttl_s: float = 30.0, limit: int = 1000
+    target: Targets | str, pattern: str | None = None, *, min_ttl_s: float = 30.0, limit: int = 1000
 ) -> CheckResult:
-    """TTLs of the cache keys matching `pattern`: CRIT when the cache is empty or keys
-    expire within `min_ttl_s` (median), so that nothing lives long enough to be hit."""
+    """TTLs of the cache keys matching `pattern` (the environment's `cache_keys` by default):
+    CRIT when the cache is empty or keys expire within `min_ttl_s` (median), so that nothing
+    lives long enough to be hit. Not applicable where no key pattern is known."""
+    pattern = pattern or (target.cache_keys if isinstance(target, Targets) else None)
+    if pattern is None:
+        return not_applicable(
+            "cache-ttls", "the pattern of the service's cache keys (cache_keys in environments.yml)"
+        )
     try:
         survey = ttl_survey(target, pattern, limit=limit)
     except ProbeError as exc:

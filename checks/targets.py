@@ -98,6 +98,8 @@ class Targets:
     # (`reference-admin`) or its tables (`reference-tables`); a step that needs one it lacks
     # is not applicable here.
     capabilities: frozenset[str] = frozenset()
+    # A SCAN pattern of the service's cache keys in Redis (the TTL survey reads them).
+    cache_keys: str | None = None
     # Secrets a throwaway sandbox generated at start-up; never printed.
     local_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -133,6 +135,7 @@ class Targets:
             query=QueryDefaults(**spec.get("query_defaults", {})),
             health=HealthContract.from_policy(spec.get("health", {})),
             capabilities=frozenset(spec.get("capabilities", ())),
+            cache_keys=spec.get("cache_keys"),
             signals=Signals.from_policy(spec.get("signals")),
             local_secrets=local_secrets,
         )

@@ -27,7 +27,6 @@ env = "sandbox"
 apply = False
 confirm = ""
 hit_rate_floor = 0.30
-cache_pattern = "cache:analyze:*"
 min_ttl_s = 30.0
 cache_ttl_s = 300
 maxmemory_factor = 2.0
@@ -70,7 +69,7 @@ memory
 # %% tags=["diagnosis"]
 # TTLs of the cache keys (SCAN, never KEYS): an empty cache or TTLs of seconds mean
 # nothing lives long enough to be hit.
-ttls = redis.check_ttls(targets, cache_pattern, min_ttl_s=min_ttl_s)
+ttls = redis.check_ttls(targets, min_ttl_s=min_ttl_s)
 ttls
 
 # %% tags=["summary"]

@@ -45,7 +45,7 @@ performance = deploy.deploy_gates(p95_s=p95_gate_s, error_ratio=error_ratio_gate
 
 # %% tags=["diagnosis"]
 # The environment: every endpoint and secret a rollout needs is declared and set.
-environment = deploy.check_environment(targets, secrets=("admin_token",))
+environment = deploy.check_environment(targets)
 environment
 
 # %% tags=["diagnosis"]

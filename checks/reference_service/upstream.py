@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import httpx
 from checks import http, prometheus
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
-from checks._result import CheckResult, Status, ladder
+from checks._result import CheckResult, Status, ladder, not_applicable
 from checks.targets import Targets, sandbox_state_path
 
 __all__ = [
@@ -43,6 +44,7 @@ STATUS_PAGE_PATH = "/api/v2/status.json"
 #: The environment variable that names the provider's status page, when set.
 STATUS_PAGE_VARIABLE = "DRILLBOOK_UPSTREAM_STATUS_URL"
 _FAILED = ("error", "timeout")
+_IN_THE_SERVICE = "Look at the service itself: its last deploy, CPU, database time; restart it, roll it back."
 
 
 def status_page_url(targets: Targets) -> str | None:
@@ -74,12 +76,10 @@ def check_status_page(
     """What the provider says about itself (`url`, else `status_page_url(targets)`)."""
     url = url or status_page_url(targets)
     if not url:
-        return CheckResult(
+        return not_applicable(
             "status-page",
-            Status.UNKNOWN,
-            "no status page is configured for this environment",
-            {"variable": STATUS_PAGE_VARIABLE},
-            remedy=f"Open the provider's status page by hand, or export {STATUS_PAGE_VARIABLE}.",
+            f"an upstream provider's status page ({STATUS_PAGE_VARIABLE})",
+            configure=f"Where the service has a provider, export {STATUS_PAGE_VARIABLE}.",
         )
     return http.check_status_page(url, timeout_s=timeout_s, client=client)
 
@@ -314,8 +314,20 @@ def check_latency_source(
     the upstream's. CRIT when the service is slow (from `crit_s`) and less than half of it is the
     provider's: the time is spent inside the service (its process, its host, its database)."""
     w = window or targets.query.rate_window
-    if lacking := prometheus._lacking(targets, "latency-source", "request_duration", "upstream_duration"):
+    if lacking := prometheus._lacking(targets, "latency-source", "request_duration"):
         return lacking
+    if targets.signals.lacking("upstream_duration"):  # no provider is timed: the service alone
+        result = prometheus.check_latency_quantile(
+            targets, quantile=quantile, warn_s=warn_s, crit_s=crit_s, window=window, client=client
+        )
+        if not result.status.problem:
+            return replace(result, name="latency-source")
+        return replace(
+            result,
+            name="latency-source",
+            summary=f"{result.summary}; no upstream call is timed here: the time is spent in the service",
+            remedy=_IN_THE_SERVICE,
+        )
     on_api = f'{targets.signals["request_duration"].label("route")}=~"/api/.*"'
     api = (
         f"histogram_quantile({quantile:g}, sum by (le) "
@@ -356,6 +368,6 @@ def check_latency_source(
         status,
         f"/api {label} {api_s:.2f} s, the provider only {share:.0%} of it: the time is spent in the service",
         evidence,
-        remedy="Look at the service itself: its last deploy, CPU, database time; restart it, roll it back.",
+        remedy=_IN_THE_SERVICE,
         measurements={"p95_latency_seconds": api_s} if quantile == 0.95 else {},
     )

@@ -88,6 +88,7 @@ from ._runbooks import (
     tagged_cells,
 )
 from ._search import BackgroundSearchIndex
+from ._signals import render_signal_mappings, render_signals
 from ._summary import SUMMARY_CLASS, SummaryLinks, incident_environment, render_runbook_summary, run_command
 from ._templates import (
     PLACEHOLDER,
@@ -253,6 +254,12 @@ def define_env(env: MacrosEnv) -> None:
     def placeholder_table() -> str:
         return render_placeholder_table(read_placeholders(paths.placeholders))
 
+    def signals_table() -> str:
+        return render_signals()
+
+    def signal_mappings() -> str:
+        return render_signal_mappings(load_environments(paths.policy_file("environments.yml")))
+
     def runbook_catalogue() -> str:
         """The catalogue, with links relative to the page it is on."""
         return render_runbook_catalogue(
@@ -342,6 +349,8 @@ def define_env(env: MacrosEnv) -> None:
         escalation_contacts,
         template_form,
         placeholder_table,
+        signals_table,
+        signal_mappings,
         runbook_catalogue,
         alert_rules,
         runbook_steps,

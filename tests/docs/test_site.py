@@ -653,3 +653,17 @@ def test_drill_summary_accepts_one_result_or_a_list(tmp_path: Path) -> None:
     summary.write_text(json.dumps({"x": "passed"}), encoding="utf-8")
     with pytest.raises(SiteError, match="'x'"):
         read_drills(summary)
+
+
+def test_the_signals_page_lists_every_signal_and_what_each_environment_maps(site: Path) -> None:
+    from checks import load_environments
+    from checks.signals import DEFAULTS
+
+    page = (site / "signals" / "index.html").read_text(encoding="utf-8")
+    for name, signal in DEFAULTS.items():
+        assert f"<code>{name}</code>" in page, name
+        if signal.metric:
+            assert f"<code>{signal.metric}</code>" in page, signal.metric
+    for env in load_environments():
+        assert f'id="{env}"' in page, env
+    assert "<code>upstream_requests_total</code>" in page  # the sandbox's own name for a signal

@@ -46,9 +46,9 @@ def test_prometheus_down_is_unknown_not_an_exception() -> None:
 
 
 def test_exporter_reports_the_database_down() -> None:
-    client = httpx.Client(transport=prometheus_transport({"min(pg_up)": [({}, 0)]}))
+    client = httpx.Client(transport=prometheus_transport({'min(pg_up{job="postgres"})': [({}, 0)]}))
     assert postgres.check_exporter(targets(), client=client).status is Status.CRIT
-    client = httpx.Client(transport=prometheus_transport({"min(pg_up)": [({}, 1)]}))
+    client = httpx.Client(transport=prometheus_transport({'min(pg_up{job="postgres"})': [({}, 1)]}))
     assert postgres.check_exporter(targets(), client=client).status is Status.OK
     client = httpx.Client(transport=prometheus_transport({}, error="boom"))
     assert postgres.check_exporter(targets(), client=client).status is Status.UNKNOWN

@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from checks import ConfigError, Status, prometheus
+from checks import ConfigError, Status, deploy, postgres, prometheus, redis
 from checks._result import ladder
+from checks.reference_service import upstream
 from checks.signals import DEFAULTS, Signals
-from checks.targets import QueryDefaults, Targets
+from checks.targets import HealthContract, QueryDefaults, Targets
 from checks.testing import prometheus_transport, targets
 
 # A service of another team: its own metric names, `code` for the status, `path` for the route.
@@ -116,3 +117,49 @@ def test_the_one_ladder(value: float, worse: str, expected: Status) -> None:
         assert ladder(value, warn=1.0, crit=2.0) is expected
     else:
         assert ladder(value, warn=2.0, crit=1.0, worse="below") is expected
+
+
+def test_without_named_customer_routes_every_route_but_health_and_metrics_counts() -> None:
+    seen: list[str] = []
+
+    def answer(query: str) -> list[tuple[dict[str, str], float]]:
+        seen.append(query)
+        return [({}, 1.0 if "5.." in query else 4.0)]
+
+    client = httpx.Client(transport=prometheus_transport(answer))
+    t = targets(
+        signals=ORDERS, prometheus_jobs={"api": "orders"}, health=HealthContract(path="/actuator/health")
+    )
+    result = prometheus.check_route_error_ratio(t, client=client)
+    assert result.status is Status.CRIT
+    assert 'path!~"/actuator/health|/metrics"' in seen[0]
+
+
+def test_the_reference_service_names_its_customer_routes_in_policy() -> None:
+    client = httpx.Client(transport=prometheus_transport(lambda q: [({}, 1.0)]))
+    result = prometheus.check_route_error_ratio(targets(), client=client)
+    assert 'route=~"/api/.*"' in result.evidence["routes"]
+
+
+def test_a_service_without_timed_upstream_calls_is_judged_on_its_own_latency() -> None:
+    client = httpx.Client(transport=prometheus_transport(lambda q: [({}, 9.0)]))
+    result = upstream.check_latency_source(orders_targets(), warn_s=1.0, crit_s=2.0, client=client)
+    assert result.status is Status.CRIT
+    assert "the time is spent in the service" in result.summary
+    assert result.name == "latency-source"
+
+
+def test_pool_and_cache_checks_do_not_apply_where_their_signals_are_not_exported() -> None:
+    client = orders({})
+    assert postgres.check_service_pool(orders_targets(), client=client).status is Status.NOT_APPLICABLE
+    assert redis.check_ttls(orders_targets()).status is Status.NOT_APPLICABLE
+
+
+def test_a_deployment_needs_every_secret_the_environment_declares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORDERS_TOKEN", raising=False)
+    declared = targets(secret_variables={"orders_token": "ORDERS_TOKEN"})
+    result = deploy.check_environment(declared, endpoints=("api",))
+    assert result.status is Status.CRIT
+    assert result.evidence["missing"] == ["secret orders_token"]
+    monkeypatch.setenv("ORDERS_TOKEN", "x")
+    assert deploy.check_environment(declared, endpoints=("api",)).ok

@@ -114,13 +114,13 @@ def test_status_page_major_outage_is_crit() -> None:
     assert result.status is Status.CRIT
 
 
-def test_without_a_status_page_the_verdict_is_unknown_and_says_how_to_set_one(
+def test_without_a_status_page_the_check_does_not_apply_and_says_how_to_set_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(upstream.STATUS_PAGE_VARIABLE, raising=False)
     result = upstream.check_status_page(targets("staging"))
-    assert result.status is Status.UNKNOWN
-    assert result.evidence["variable"] == upstream.STATUS_PAGE_VARIABLE
+    assert result.status is Status.NOT_APPLICABLE
+    assert upstream.STATUS_PAGE_VARIABLE in result.summary
 
 
 def test_the_status_page_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
