@@ -21,9 +21,11 @@ policy/environments.yml reads (`endpoints_from: stock-state`).
 From Python (tests, drills):
 
     from sandbox import stock
-    driver = stock.up(folder)                  # started, ready, a rate window scraped
-    with stock.faults(folder).injected("orders-table-locked"):
-        ...
+    with stock.running(folder) as driver:      # started, ready, a rate window scraped; stopped after
+        with stock.faults(folder).injected("orders-table-locked"):   # cleared after
+            ...                                # drillbook run ... --env stock finds this stack
+
+    driver = stock.up(folder)                  # the same without the block
     stock.down(folder)
 
 From a shell: `python -m sandbox --stack stock up|down|status|endpoints|logs|stop|start|
@@ -32,6 +34,9 @@ restart|faults|inject|clear` (`--dir DIR` before the subcommand names the direct
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sandbox.stock._native import (
@@ -57,6 +62,7 @@ __all__ = [
     "down",
     "faults",
     "inject",
+    "running",
     "stock_catalogue",
     "stock_dir",
     "up",
@@ -73,6 +79,31 @@ def up(folder: Path | None = None, *, timeout_s: float = 90.0, wait_for_rates: b
 def down(folder: Path | None = None) -> None:
     """Stop the stock stack in `folder` (default `stock_dir()`); a no-op when nothing runs."""
     StockDriver(folder).down()
+
+
+@contextmanager
+def running(
+    folder: Path | None = None, *, timeout_s: float = 120.0, wait_for_rates: bool = True
+) -> Iterator[StockDriver]:
+    """The stock stack in `folder`, started for the block and stopped however it ends.
+
+    Meanwhile $DRILLBOOK_STOCK_DIR names `folder`, so that `Targets.from_env("stock")`, runbook
+    kernels and the state file's platform commands all reach this stack; its value before the
+    block comes back after it."""
+    driver = StockDriver(folder)
+    before = os.environ.get(DIR_VARIABLE)
+    os.environ[DIR_VARIABLE] = str(driver.layout.root)
+    try:
+        driver.up(timeout_s=timeout_s, wait_for_rates=wait_for_rates)  # stops what it started if it fails
+        try:
+            yield driver
+        finally:
+            driver.down()
+    finally:
+        if before is None:
+            os.environ.pop(DIR_VARIABLE, None)
+        else:
+            os.environ[DIR_VARIABLE] = before
 
 
 def faults(folder: Path | None = None) -> StockFaults:

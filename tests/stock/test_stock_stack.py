@@ -42,20 +42,14 @@ SLOW_S = 2.5  # sandbox/stock/orders.py: SLOW_DELAY_S
 def folder() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="drillbook-stock-"))
     path.chmod(0o755)  # as root, PostgreSQL runs as the postgres OS user and must reach it
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(stock.DIR_VARIABLE, str(path))  # where Targets.from_env("stock") looks
-        yield path
+    yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def driver(folder: Path) -> Iterator[StockDriver]:
-    started = StockDriver(folder)
-    try:
-        started.up(timeout_s=120)
+    with stock.running(folder) as started:  # DRILLBOOK_STOCK_DIR names it: Targets.from_env("stock")
         yield started
-    finally:
-        started.down()
 
 
 @pytest.fixture(scope="module")
