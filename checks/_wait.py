@@ -20,7 +20,8 @@ def wait_until_ok(
     """Call `check(*args, **kwargs)` until it is OK or `timeout_s` has passed.
 
     Returns the last result, with `attempts` and `waited_s` added to its
-    evidence. With `timeout_s=0` the check runs once.
+    evidence. With `timeout_s=0` the check runs once; a check that does not apply here
+    returns at once, since waiting will not make it apply.
     """
     started = time.monotonic()
     deadline = started + timeout_s
@@ -29,7 +30,7 @@ def wait_until_ok(
         attempts += 1
         result = check(*args, **kwargs)
         now = time.monotonic()
-        if result.ok or now + interval_s > deadline:
+        if result.ok or not result.applies or now + interval_s > deadline:  # N/A will not change
             break
         time.sleep(interval_s)
     evidence = {**result.evidence, "attempts": attempts, "waited_s": round(now - started, 2)}

@@ -478,7 +478,7 @@ def _diagnose(
             )
         else:
             verdict = "[green]OK[/]"
-        if missing := [r.name for r in results if not r.applies]:
+        if missing := list(dict.fromkeys(r.name for r in results if not r.applies)):
             verdict += f" [dim](not applicable here: {term.clean(', '.join(missing))})[/]"
         level = (record.severity or {}).get("level") or "-"
         mark = {Exit.HEALTHY: "[green]✔[/]", Exit.ERROR: "[red]✘[/]", Exit.UNOBSERVED: "[magenta]?[/]"}.get(
@@ -554,7 +554,9 @@ def _exit_code(record: RunRecord) -> Exit:
     statuses = {r.status for r in record.results()}
     if any(status.problem for status in statuses):
         return Exit.FINDINGS
-    return Exit.UNOBSERVED if Status.UNKNOWN in statuses or "skipped" in states else Exit.HEALTHY
+    # A step skipped because its evidence could not observe has an UNKNOWN result behind it; one
+    # skipped because the environment lacks what it needs is "not applicable here", and healthy.
+    return Exit.UNOBSERVED if Status.UNKNOWN in statuses else Exit.HEALTHY
 
 
 # --------------------------------------------------------------------------- severity and escalation

@@ -107,6 +107,11 @@ reachable_ok = wait_until_ok(
 reachable_ok
 
 # %% tags=["verify"]
+# Memory in use is under the limit again once it was raised.
+memory_ok = wait_until_ok(redis.check_memory, targets, timeout_s=recovery_timeout_s if room.changed else 0)
+memory_ok
+
+# %% tags=["verify"]
 # No more evictions over the rate window.
 evictions_ok = wait_until_ok(
     redis.check_eviction_rate, targets, timeout_s=recovery_timeout_s if room.changed else 0, interval_s=1.0

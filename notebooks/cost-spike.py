@@ -31,7 +31,7 @@ max_tokens_headroom = 2.0
 recovery_timeout_s = 45.0
 
 # %%
-from checks import Gate, Targets, http, postgres, summarize, wait_until_ok
+from checks import Gate, Targets, http, summarize, wait_until_ok
 from checks.reference_service import costs
 
 targets = Targets.from_env(env)
@@ -62,7 +62,8 @@ usage_cost
 
 # %% tags=["diagnosis"]
 # The most expensive skills of the last hour: calls, tokens per call, cost.
-costs.expensive_skills(targets) if postgres.check_reachable(targets).ok else "the usage log is unreachable"
+top = costs.check_expensive_skills(targets)
+top
 
 # %% tags=["summary"]
 summary = summarize([health, cost, usage_cost])

@@ -22,13 +22,14 @@ from checks._errors import CheckError, ConfigError, ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
 from checks.actions import Action, Effect, Plan
-from checks.reference_service.admin import admin_call, admin_state
+from checks.reference_service.admin import REFERENCE_ADMIN, admin_call, admin_state
 from checks.reference_service.usage_log import lacking_tables
 from checks.targets import Targets
 
 __all__ = [
     "LowerMaxTokens",
     "check_cost_per_call",
+    "check_expensive_skills",
     "check_usage_cost",
     "cost_per_call",
     "expensive_skills",
@@ -241,6 +242,9 @@ class LowerMaxTokens(Action):
             if not isinstance(current.get(skill), int) or current[skill] > cap
         }
 
+    def lacking(self) -> str | None:
+        return self.targets.lacks(REFERENCE_ADMIN)
+
     def plan(self) -> Plan:
         current = self._current()
         changes = tuple(
@@ -297,4 +301,29 @@ def expensive_skills(target: Targets | str, *, since: timedelta = timedelta(hour
          GROUP BY skill ORDER BY cost_usd DESC
         """,
         since=since,
+    )
+
+
+def check_expensive_skills(
+    targets: Targets, *, since: timedelta = timedelta(hours=1), top: int = 5
+) -> CheckResult:
+    """The `top` most expensive skills over `since`, from the usage log: calls, tokens per call
+    and cost. An observation for the responder (OK), not a verdict on its own; UNKNOWN when the
+    log cannot be read."""
+    if lacking := lacking_tables(targets, "expensive-skills"):
+        return lacking
+    try:
+        rows = expensive_skills(targets, since=since)[:top]
+    except ProbeError as exc:
+        return CheckResult(
+            "expensive-skills", Status.UNKNOWN, f"could not read the usage log: {exc}", {"error": str(exc)}
+        )
+    skills = {
+        str(r["skill"]): {"calls": int(r["calls"]), "tokens_per_call": float(r["tokens_per_call"] or 0),
+                          "cost_usd": float(r["cost_usd"] or 0)}
+        for r in rows
+    }  # fmt: skip
+    listed = ", ".join(f"{name} ${row['cost_usd']:.2f}" for name, row in skills.items()) or "no call"
+    return CheckResult(
+        "expensive-skills", Status.OK, f"most expensive over {since}: {listed}", {"skills": skills}
     )

@@ -22,7 +22,7 @@ from checks._result import CheckResult, Status, ladder
 from checks._wait import wait_until_ok
 from checks.actions import Action, Effect, Plan
 from checks.deploy import HealthCheck, gate_name
-from checks.reference_service.admin import admin_call, admin_state
+from checks.reference_service.admin import REFERENCE_ADMIN, admin_call, admin_state
 from checks.targets import Targets
 
 __all__ = [
@@ -135,6 +135,8 @@ def check_rollout_target(
     there, or when one waits to be resumed (`after_rollout`, the default: the evidence a staged
     rollout acts on); OK otherwise, since a flag between stages is normal by design and
     nothing for a responder to act on."""
+    if lacking := prometheus._lacking(targets, "rollout-target", "rollout_percentage"):
+        return lacking
     try:
         percentage = rollout_percentage(targets, client=client)
     except ProbeError as exc:
@@ -177,6 +179,9 @@ class StagedRollout(Action):
     start: int = 0
     interval_s: float = 1.0
     name: str = "staged rollout"
+
+    def lacking(self) -> str | None:
+        return self.targets.lacks(REFERENCE_ADMIN)
 
     def plan(self) -> Plan:
         gates = ", ".join(gate_name(g) for g in self.gates) or "no gate"

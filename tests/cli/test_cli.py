@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from checks import load_environments
 from drillbook.runner import Runbook, execute, project_root
 
 ROOT = project_root()
@@ -71,7 +72,8 @@ def test_unknown_runbook_names_it_and_lists_the_known_ones() -> None:
 def test_unknown_environment_names_the_declared_ones() -> None:
     done = drillbook("run", "service-down", "--env", "prod")
     assert done.returncode == 2
-    assert "unknown environment 'prod'; environments.yml declares sandbox, staging, production" in done.stderr
+    declared = ", ".join(load_environments())
+    assert f"unknown environment 'prod'; environments.yml declares {declared}" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -211,8 +213,9 @@ def test_ctrl_c_stops_the_running_cell_records_where_and_exits_130(tmp_path: Pat
     book = notebook(
         tmp_path,
         "hangs",
-        f"import pathlib\npathlib.Path({str(started)!r}).touch()",
-        "import threading\nthreading.Event().wait()",
+        "import pathlib, threading",
+        # the hanging cell says it started: Ctrl-C then comes while it runs, never between cells
+        f"pathlib.Path({str(started)!r}).touch()\nthreading.Event().wait()",
     )
     code, stderr, _ = _ctrl_c(["run", str(book), "--out", str(tmp_path / "out")], started)
     assert code == 130, stderr
@@ -382,7 +385,7 @@ def test_the_record_is_on_disk_before_the_first_cell_and_grows_as_cells_end(tmp_
         ("changed", ("--apply",), "changed", 0, [41, 42], True),
         ("unchanged", ("--apply",), "unchanged", 0, [42, 42], True),
         ("held", ("--apply",), "held", 0, [None, None], True),
-        ("skipped", ("--apply",), "skipped", 5, [None, None], True),
+        ("skipped", ("--apply",), "skipped", 0, [None, None], True),  # needs what is not here: healthy
         ("changed", ("--env", "production", "--apply"), "refused", 3, [None, None], False),
         ("failed", ("--apply",), "failed", 4, [None, None], False),
     ],
