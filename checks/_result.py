@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -186,9 +186,9 @@ def unobserved(
     return CheckResult(name, Status.UNKNOWN, missing, dict(evidence or {}), remedy=configure)
 
 
-def not_applicable(name: str, needs: str, *, configure: str = "") -> CheckResult:
-    """The verdict of a check that the environment cannot answer: it lacks what the check needs."""
+def not_applicable(name: str, needs: str, *, requires: Sequence[str], configure: str = "") -> CheckResult:
+    """The verdict of a check that the environment cannot answer: it lacks what the check needs.
+    `requires` names it (capabilities, signals, settings: what a runbook's `needs` declares)."""
     remedy = configure or "Nothing to do unless this environment has it: then declare it in environments.yml."
-    return CheckResult(
-        name, Status.NOT_APPLICABLE, f"not applicable here: needs {needs}", {"needs": needs}, remedy
-    )
+    summary = f"not applicable here: needs {needs}"
+    return CheckResult(name, Status.NOT_APPLICABLE, summary, {"needs": list(requires)}, remedy)

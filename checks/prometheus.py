@@ -225,8 +225,10 @@ def _no_requests(targets: Targets, name: str, window: str, signal: str, scope: s
 def _lacking(targets: Targets, name: str, *signals: str) -> CheckResult | None:
     """The "not applicable here" verdict of check `name` when the environment lacks one of
     `signals`, else None."""
-    missing = targets.signals.lacking(*signals)
-    return None if missing is None else not_applicable(name, missing)
+    lacking = targets.signals.lacking(*signals)
+    if lacking is None:
+        return None
+    return not_applicable(name, lacking, requires=targets.signals.missing(*signals))
 
 
 def _server_errors(targets: Targets) -> str:

@@ -310,7 +310,9 @@ def check_ttls(
     pattern = pattern or (target.cache_keys if isinstance(target, Targets) else None)
     if pattern is None:
         return not_applicable(
-            "cache-ttls", "the pattern of the service's cache keys (cache_keys in environments.yml)"
+            "cache-ttls",
+            "the pattern of the service's cache keys (cache_keys in environments.yml)",
+            requires=["cache_keys"],
         )
     try:
         survey = ttl_survey(target, pattern, limit=limit)

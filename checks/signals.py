@@ -208,10 +208,14 @@ class Signals:
         except KeyError:
             raise ConfigError(f"no signal {name!r}; signals are: {', '.join(sorted(self.by_name))}") from None
 
+    def missing(self, *names: str) -> list[str]:
+        """The signals among `names` that are not exported here."""
+        return [n for n in names if self[n].metric is None]
+
     def lacking(self, *names: str) -> str | None:
         """None when every signal in `names` is exported here; else what to say about a check that
         reads them (the basis of its "not applicable here")."""
-        missing = [n for n in names if self[n].metric is None]
+        missing = self.missing(*names)
         if not missing:
             return None
         listed = ", ".join(f"signal {n!r}" for n in missing)

@@ -18,9 +18,41 @@ from typing import Any, Literal
 
 from checks._errors import ConfigError
 from checks._policy import load_environments, policy_dir
-from checks.signals import Signals
+from checks.signals import DEFAULTS, Signals
 
-__all__ = ["HealthContract", "QueryDefaults", "Targets", "sandbox_state_path", "stock_state_path"]
+__all__ = [
+    "CAPABILITIES",
+    "REFERENCE_ADMIN",
+    "REFERENCE_TABLES",
+    "SETTINGS",
+    "HealthContract",
+    "QueryDefaults",
+    "Targets",
+    "known_needs",
+    "sandbox_state_path",
+    "stock_state_path",
+]
+
+REFERENCE_ADMIN = "reference-admin"
+REFERENCE_TABLES = "reference-tables"
+#: What an environment may have beyond its endpoints, declared under `capabilities`
+#: (environments.schema.json lists the same names; a test keeps them equal).
+CAPABILITIES: Mapping[str, str] = {
+    REFERENCE_ADMIN: "the reference service's admin API: rollout, skills, circuit, cache, keys, users",
+    REFERENCE_TABLES: "the reference service's usage and audit tables",
+}
+#: Settings of an environment that some steps need, beside its capabilities and signals.
+SETTINGS: Mapping[str, str] = {
+    "cache_keys": "a SCAN pattern of the service's cache keys in Redis (the TTL survey)",
+    "upstream_status_page": "the upstream provider's status page (DRILLBOOK_UPSTREAM_STATUS_URL)",
+    "platform.restart": "a platform command that restarts a service",
+}
+
+
+def known_needs() -> frozenset[str]:
+    """Every name a runbook may list under `needs`: capabilities, settings and signals."""
+    return frozenset({*CAPABILITIES, *SETTINGS, *DEFAULTS})
+
 
 STATE_VARIABLE = "DRILLBOOK_SANDBOX_STATE"
 SANDBOX_DIR_VARIABLE = "DRILLBOOK_SANDBOX_DIR"

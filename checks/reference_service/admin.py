@@ -14,7 +14,7 @@ import httpx
 
 from checks._errors import ActionFailed, CheckError, ConfigError, ProbeError
 from checks.actions import Action, Effect, Plan
-from checks.targets import Targets
+from checks.targets import REFERENCE_ADMIN, Targets
 
 __all__ = [
     "REFERENCE_ADMIN",
@@ -34,8 +34,6 @@ __all__ = [
     "warm_cache",
 ]
 
-#: The capability of an environment whose service has the reference service's admin API.
-REFERENCE_ADMIN = "reference-admin"
 
 DEFAULT_TIMEOUT_S = 10.0
 

@@ -79,6 +79,7 @@ def check_status_page(
         return not_applicable(
             "status-page",
             f"an upstream provider's status page ({STATUS_PAGE_VARIABLE})",
+            requires=["upstream_status_page"],
             configure=f"Where the service has a provider, export {STATUS_PAGE_VARIABLE}.",
         )
     return http.check_status_page(url, timeout_s=timeout_s, client=client)

@@ -17,7 +17,7 @@ from checks._policy import parse_duration
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks.postgres import aggregate
 from checks.reference_service.flags import SHARED_CAUSE_CHANCE, chance_of_failures
-from checks.targets import Targets
+from checks.targets import REFERENCE_TABLES, Targets
 
 __all__ = [
     "check_errors_by_type",
@@ -30,15 +30,12 @@ __all__ = [
     "usage_window",
 ]
 
-#: The capability of an environment whose database has the reference service's tables.
-REFERENCE_TABLES = "reference-tables"
-
 
 def lacking_tables(targets: Targets | str, name: str) -> CheckResult | None:
     """The "not applicable here" verdict of check `name` where the environment has no reference
     tables; None where it has them (or the caller named a database by DSN)."""
     missing = targets.lacks(REFERENCE_TABLES) if isinstance(targets, Targets) else None
-    return None if missing is None else not_applicable(name, missing)
+    return None if missing is None else not_applicable(name, missing, requires=[REFERENCE_TABLES])
 
 
 def usage_window(targets: Targets) -> timedelta:

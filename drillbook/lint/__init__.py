@@ -41,6 +41,7 @@ from drillbook.lint._notebooks import check_notebooks
 from drillbook.lint._pages import (
     check_body,
     check_front_matter,
+    check_needs,
     check_reviews,
     check_severity,
     load_policy,
@@ -61,6 +62,7 @@ def run(root: Path | None = None, *, today: date | None = None) -> Report:
     sink = Sink(root=root, today=today or date.today())
     pages = read_pages(root / "docs" / "runbooks", sink)
     check_front_matter(pages, sink)
+    check_needs(pages, sink)
     policy = load_policy(root, sink)
     if policy is not None:
         check_severity(pages, policy, sink)

@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from checks import CheckError, SeverityPolicy, UnreadableFile, load_severity, read_utf8
+from checks.targets import known_needs
 from drillbook.lint import _yaml
 from drillbook.lint._model import Sink, listing
 
@@ -179,6 +180,21 @@ def load_policy(root: Path, sink: Sink) -> SeverityPolicy | None:
 def _leading_line(text: str) -> int:
     match = re.match(r"^[^:\s]+:(\d+):", text)
     return int(match[1]) if match else 1
+
+
+def check_needs(pages: list[Page], sink: Sink) -> None:
+    """What a page says its runbook needs must be something an environment can have: a
+    capability, a setting or a signal (checks.targets.known_needs)."""
+    known = known_needs()
+    for page in pages:
+        for name, line in page.names("needs"):
+            if name not in known:
+                sink.error(
+                    page.path,
+                    line,
+                    f"needs {name!r}, which no environment can declare (capabilities, settings and "
+                    f"signals: {listing(sorted(known))})",
+                )
 
 
 def check_severity(pages: list[Page], policy: SeverityPolicy, sink: Sink) -> None:

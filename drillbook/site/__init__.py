@@ -88,7 +88,7 @@ from ._runbooks import (
     tagged_cells,
 )
 from ._search import BackgroundSearchIndex
-from ._signals import render_signal_mappings, render_signals
+from ._signals import render_needs, render_signal_mappings, render_signals
 from ._summary import SUMMARY_CLASS, SummaryLinks, incident_environment, render_runbook_summary, run_command
 from ._templates import (
     PLACEHOLDER,
@@ -257,6 +257,9 @@ def define_env(env: MacrosEnv) -> None:
     def signals_table() -> str:
         return render_signals()
 
+    def needs_table() -> str:
+        return render_needs()
+
     def signal_mappings() -> str:
         return render_signal_mappings(load_environments(paths.policy_file("environments.yml")))
 
@@ -351,6 +354,7 @@ def define_env(env: MacrosEnv) -> None:
         placeholder_table,
         signals_table,
         signal_mappings,
+        needs_table,
         runbook_catalogue,
         alert_rules,
         runbook_steps,
@@ -436,6 +440,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         links=SummaryLinks(
             alerts=link("alerts.md"),
             severity=link("severity.md"),
+            signals=link("signals.md"),
             known_alerts=frozenset(rule.name for rule in read_alert_rules(_alert_rule_files(paths, config))),
         ),
         verification=read_verification(paths.executed, slug),

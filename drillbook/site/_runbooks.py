@@ -59,6 +59,7 @@ class RunbookPage:
     tags: tuple[str, ...] = ()
     faults: tuple[str, ...] = ()
     symptoms: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
 
     def review_due(self) -> date | None:
@@ -124,6 +125,7 @@ def _read_runbook_page(path: Path) -> RunbookPage:
         tags=_strings(path, data, "tags"),
         faults=_strings(path, data, "faults"),
         symptoms=_strings(path, data, "symptoms"),
+        needs=_strings(path, data, "needs"),
         dashboards=_dashboards(path, data),
     )
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from checks.signals import DEFAULTS, Signal, Signals
+from checks.targets import CAPABILITIES, SETTINGS
 
 from ._common import escape, table
 
@@ -34,6 +35,13 @@ def render_signals() -> str:
     ]
     header = ("Signal", "What it is", "Kind", "Job of", "Default")
     return table(header, rows, attrs='class="drillbook-table drillbook-signals"')
+
+
+def render_needs() -> str:
+    """The capabilities and settings an environment declares, and a runbook may list as needs."""
+    rows = [(f"`{name}`", "capability", escape(text)) for name, text in CAPABILITIES.items()]
+    rows += [(f"`{name}`", "setting", escape(text)) for name, text in SETTINGS.items()]
+    return table(("Name", "Kind", "What it is"), rows, attrs='class="drillbook-table"')
 
 
 def render_signal_mappings(environments: Mapping[str, Mapping[str, Any]]) -> str:

@@ -30,11 +30,13 @@ SUMMARY_CLASS = "drillbook-summary"
 class SummaryLinks:
     """Where the summary's links lead, relative to the runbook page: `alerts` ends before the
     `#alert-<name>` anchor; `severity` is the severity page; `known_alerts` are the alerts that
-    page lists (an alert missing from the rule files is shown, not linked)."""
+    page lists (an alert missing from the rule files is shown, not linked); `signals` is the
+    page that says what each need is (none: needs are not linked)."""
 
     alerts: str
     severity: str
     known_alerts: frozenset[str] = frozenset()
+    signals: str = ""
 
 
 def incident_environment(environments: Mapping[str, Any]) -> str:
@@ -157,6 +159,20 @@ def render_runbook_summary(
             _row(
                 "Dashboards",
                 ", ".join(f'<a href="{_e(d.url)}">{_e(d.title)}</a>' for d in page.dashboards),
+            )
+        )
+    if page.needs:
+        needed = ", ".join(
+            f'<a href="{_e(links.signals)}"><code>{_e(n)}</code></a>'
+            if links.signals
+            else f"<code>{_e(n)}</code>"
+            for n in page.needs
+        )
+        rows.append(
+            _row(
+                "Needs",
+                f'{needed}<br><span class="drillbook-muted">Where an environment lacks one, the steps '
+                "that need it are not applicable there.</span>",
             )
         )
     verified, state = _verified(verification, drills)

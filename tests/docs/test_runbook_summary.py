@@ -127,3 +127,19 @@ def test_a_failed_drill_makes_the_badge_a_failure_that_never_says_verified() -> 
     assert badge.startswith('!!! failure "Not verified: drill failed: fault db-lock-contention;')
     assert "Verified against" not in badge
     assert render_badge(RUN, [PASSED]).startswith('!!! success "Verified against the sandbox on 2026-11-22')
+
+
+def test_what_a_runbook_needs_is_listed_and_leads_to_the_signals_page() -> None:
+    page = replace(PAGE, needs=("reference-admin", "requests"))
+    html = render_runbook_summary(
+        page,
+        POLICY,
+        environment="production",
+        links=replace(LINKS, signals="../../signals/"),
+        verification=RUN,
+        drills=(),
+        today=date(2026, 12, 1),
+    )
+    assert '<a href="../../signals/"><code>reference-admin</code></a>' in html
+    assert "<code>requests</code>" in html
+    assert "not applicable there" in html

@@ -336,3 +336,17 @@ def test_a_notebook_without_a_parameter_that_run_sets_is_told_what_to_add(repo: 
     found = [m for m in messages(run(repo, today=TODAY)) if "does not define 'confirm'" in m]
     assert len(found) == 1
     assert 'which drillbook run sets (env, apply, confirm): add confirm = ""' in found[0]
+
+
+def test_a_need_no_environment_can_declare_is_named_with_its_line(repo: Path) -> None:
+    page = repo / "docs" / "runbooks" / "service-down.md"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(
+        text.replace("\nowner:", "\nneeds: [reference-admin, teleporter]\nowner:", 1), encoding="utf-8"
+    )
+    line = page.read_text(encoding="utf-8").splitlines().index("needs: [reference-admin, teleporter]") + 1
+    [finding] = run(repo, today=TODAY).findings
+    assert finding.path.endswith("service-down.md")
+    assert finding.line == line
+    assert "needs 'teleporter', which no environment can declare" in finding.message
+    assert "reference-tables" in finding.message

@@ -9,7 +9,9 @@ while every step that needs what the stack lacks is skipped and says why.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from checks import Status, Targets, http, prometheus, redis
+from checks.signals import DEFAULTS
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import stock
 from tests.drills.waiting import wait_for, wait_for_window_after
@@ -131,3 +135,48 @@ def test_slow_responses_are_traced_to_the_service_and_restarted(folder: Path, ta
         record = _run("slow-responses", "orders-slow")
     _crit(record, "latency-source")
     _acted_only_on(record, "restart service")
+
+
+def test_what_a_step_cannot_apply_without_is_what_its_runbook_says_it_needs(
+    folder: Path, tmp_path: Path
+) -> None:
+    """On an environment with nothing but endpoints (no capability, no signal), every step that
+    does not apply names a need its runbook's page declares under `needs`."""
+    policy = tmp_path / "policy"
+    shutil.copytree(project_root() / "policy", policy)
+    document = yaml.safe_load((policy / "environments.yml").read_text(encoding="utf-8"))
+    bare = {**document["environments"]["stock"], "signals": dict.fromkeys(DEFAULTS)}
+    document["environments"]["bare"] = bare
+    (policy / "environments.yml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    books = [str(book.notebook) for book in Runbook.all()]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drillbook",
+            "diagnose",
+            "--env",
+            "bare",
+            "--out",
+            str(tmp_path / "out"),
+            *books,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DRILLBOOK_POLICY_DIR": str(policy)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for book in Runbook.all():
+        page = project_root() / "docs" / "runbooks" / f"{book.slug}.md"
+        declared = set(yaml.safe_load(page.read_text(encoding="utf-8").split("---")[1]).get("needs", []))
+        record = json.loads((tmp_path / "out" / f"{book.slug}.json").read_text(encoding="utf-8"))
+        for cell in record["cells"]:
+            for result in cell["results"]:
+                if result["status"] == "N/A":
+                    assert set(result["evidence"]["needs"]) <= declared, (book.slug, result["name"])
+            for action in cell["actions"]:
+                if action["state"] == "skipped":
+                    named = set(re.findall(r"needs '([^']+)'", action["reason"]))
+                    assert named <= declared, (book.slug, action["action"])

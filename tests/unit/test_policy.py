@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from checks import ConfigError, load_environments, load_escalation, load_severity
-from checks._policy import format_duration, parse_duration
+from checks._policy import format_duration, parse_duration, policy_dir
+from checks.targets import CAPABILITIES
 
 POLICY = Path(__file__).resolve().parents[2] / "policy"
 
@@ -104,3 +106,9 @@ def test_the_sandbox_waits_for_the_rate_window_the_policy_gives_it() -> None:
 
     window = load_environments()["sandbox"]["query_defaults"]["rate_window"]
     assert parse_duration(window).total_seconds() == RATE_WINDOW_S
+
+
+def test_the_environments_schema_knows_exactly_the_capabilities_checks_know() -> None:
+    schema = json.loads((policy_dir() / "environments.schema.json").read_text(encoding="utf-8"))
+    spec = schema["properties"]["environments"]["additionalProperties"]["properties"]["capabilities"]
+    assert set(spec["items"]["enum"]) == set(CAPABILITIES)
