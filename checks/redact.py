@@ -53,6 +53,15 @@ _SHAPES = (
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), MASK),
     (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), MASK),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), MASK),
+    # provider formats, by their documented prefixes and alphabets
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), MASK),  # GitLab personal token
+    (re.compile(r"\bpypi-AgE[A-Za-z0-9_-]{40,}"), MASK),  # PyPI upload token
+    (re.compile(r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"), MASK),  # SendGrid
+    (re.compile(r"\bSK[0-9a-f]{32}\b"), MASK),  # Twilio API key
+    (re.compile(r"\b[0-9a-f]{32}-us[0-9]{1,2}\b"), MASK),  # Mailchimp
+    (re.compile(r"\b[0-9]{8,10}:AA[A-Za-z0-9_-]{30,}"), MASK),  # Telegram bot token
+    (re.compile(r"(AccountKey=)[A-Za-z0-9+/]{40,}={0,2}"), rf"\1{MASK}"),  # Azure storage
+    (re.compile(r"\bsq0(?:csp|atp)-[A-Za-z0-9_-]{22,}"), MASK),  # Square
     # `<name of a secret> = value` or `: value` (aws_secret_access_key, ADMIN_TOKEN, api_key), but
     # not a name that only contains such a word (max_tokens = 1000); a value of three letters or
     # fewer is prose ("admin_token: add it under secrets"), not a secret

@@ -49,6 +49,36 @@ SHAPES: tuple[tuple[str, str, str], ...] = (
         "routing_key: 0123456789abcdef0123456789abcdef",
         "0123456789abcdef0123456789abcdef",
     ),
+    ("gitlab personal token", "GITLAB=glpat-Xq7vR2mKp9LwT4zNb8Yc", "glpat-Xq7vR2mKp9LwT4zNb8Yc"),
+    (
+        "pypi upload token",
+        "pypi-AgEIcHlwaS5vcmcCJDk3ZmQ0ZTcxLWNhZTEtNDhkNy1hZjVjLTE4ZDk2Y2Q1ZTk0M"
+        "wACKlszLCJkZWZhdWx0Il1dAAIsWzIsWyJ1cGxvYWQiXV0",
+        "pypi-AgEIcHlwaS5vcmcCJDk3ZmQ0ZTcxLWNhZTEtNDhkNy1hZjVjLTE4ZDk2Y2Q1ZTk0M",
+    ),
+    (
+        "sendgrid api key",
+        "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",
+        "Hn4Jd6Ks1Vg8Qe3Zr5Tx7Ub9Wc2Ya4Mf6Lp8Ni0Okq8",
+    ),
+    ("twilio api key", "SK7f3a9c2e5b8d1f4a6c9e2b5d8f1a4c7e", "SK7f3a9c2e5b8d1f4a6c9e2b5d8f1a4c7e"),
+    ("mailchimp api key", "9c4e7a2f5b8d1e3a6c9f2b5e8a1d4c7f-us14", "9c4e7a2f5b8d1e3a6c9f2b5e8a1d4c7f"),
+    (
+        "telegram bot token",
+        "bot 734602534:AAHq8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1V",
+        "AAHq8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1V",
+    ),
+    (
+        "azure storage account key",
+        "AccountName=runbooks;AccountKey=q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7Ub9Wc2Y"
+        "a4Mf6Lp8Ni0Okq8Zf3kLm9TxVb2NcR7wYpAH==",
+        "q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7Ub9Wc2Y",
+    ),
+    (
+        "square oauth secret",
+        "sq0csp-q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7",
+        "q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7",
+    ),
     (
         "pem private key",
         "-----BEGIN PRIVATE KEY-----\nMIIEvEXAMPLEexampleEXAMPLE\n-----END PRIVATE KEY-----",
@@ -65,34 +95,11 @@ PROSE = (
     "token_budget = 5000",
 )
 
-# Provider formats that the hand list of checks/redact.py does not carry and the lint rule
-# finds through detect-secrets (drillbook/lint/_secrets.py): (name, text, the kind the
-# library names). `checks` may not import that library, so these are kept out of the
-# repository by lint rather than masked at run time. Made up, with the length and
-# alphabet of the real formats, which the library's detectors check.
+# What only the lint rule finds, through detect-secrets (drillbook/lint/_secrets.py): (name,
+# text, the kind the library names). A quoted string of high entropy may be a secret or a
+# checksum; masking every such string at run time would hide what a responder needs to
+# read, so it is kept out of the repository by lint instead.
 LIBRARY_SHAPES: tuple[tuple[str, str, str], ...] = (
-    ("gitlab personal token", "GITLAB=glpat-Xq7vR2mKp9LwT4zNb8Yc", "GitLab Token"),
-    (
-        "pypi upload token",
-        "pypi-AgEIcHlwaS5vcmcCJDk3ZmQ0ZTcxLWNhZTEtNDhkNy1hZjVjLTE4ZDk2Y2Q1ZTk0M"
-        "wACKlszLCJkZWZhdWx0Il1dAAIsWzIsWyJ1cGxvYWQiXV0",
-        "PyPI Token",
-    ),
-    (
-        "sendgrid api key",
-        "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",
-        "SendGrid API Key",
-    ),
-    ("twilio api key", "SK7f3a9c2e5b8d1f4a6c9e2b5d8f1a4c7e", "Twilio API Key"),
-    ("mailchimp api key", "9c4e7a2f5b8d1e3a6c9f2b5e8a1d4c7f-us14", "Mailchimp Access Key"),
-    ("telegram bot token", "bot 734602534:AAHq8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1V", "Telegram Bot Token"),
-    (
-        "azure storage account key",
-        "AccountName=runbooks;AccountKey=q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7Ub9Wc2Y"
-        "a4Mf6Lp8Ni0Okq8Zf3kLm9TxVb2NcR7wYpAH==",
-        "Azure Storage Account access key",
-    ),
-    ("square oauth secret", "sq0csp-q8Zf3kLm9TxVb2NcR7wYpAHn4Jd6Ks1Vg8Qe3Zr5Tx7", "Square OAuth Secret"),
     (
         "quoted high-entropy value",
         'signing = "8dcd533a36a44cf9a74eff034dd1226aab5d765c"',

@@ -8,21 +8,22 @@ place. Two detectors, and a line either of them flags is an error:
   that no general detector knows: a password in a DSN without a user name, a SQL
   `PASSWORD '...'`, an Authorization header, a `name = value` whose name says secret;
 - Yelp's detect-secrets, with its default plugins and false-positive filters: provider
-  formats the hand list does not carry (GitLab, PyPI, npm-style registries, SendGrid,
-  Twilio, Mailchimp, Telegram, Discord, Azure storage, Square, Artifactory, IBM) and
-  quoted strings of high entropy.
+  formats the hand list does not carry (npm-style registries, Discord, Artifactory, IBM
+  and others) and quoted strings of high entropy.
 
-Measured on tests/secret_shapes.py with detect-secrets 1.5.0: alone it finds 6 of the 19
-shapes in a notebook and 10 in a page (its provider plugins want the exact length of real tokens, and
-its entropy filters drop the corpus's made-up values), and flags none of its PROSE nor
-any published page or notebook of this repository; the hand list finds all 19 but none
-of the provider formats above. Hence both. A line the library flags wrongly can carry its
-`pragma: allowlist secret` comment, which silences the library's detectors only: the
+Measured on tests/secret_shapes.py with detect-secrets 1.5.0: alone it found 6 of the 19
+shapes of the first corpus in a notebook and 10 in a page (its provider plugins want the
+exact length of real tokens, and its entropy filters drop the corpus's made-up values),
+and flagged none of its PROSE nor any published page or notebook of this repository; it
+found eight provider formats the hand list then lacked (GitLab, PyPI, SendGrid, Twilio,
+Mailchimp, Telegram, Azure storage, Square), which the redactor now carries too, so they
+are masked at run time as well. Hence both. A line the library flags wrongly can carry
+its `pragma: allowlist secret` comment, which silences the library's detectors only: the
 hand shapes are what the redactor would mask anyway.
 
 `checks` may not import detect-secrets (its dependencies are fixed by the architecture),
-so the redactor does not use it: these provider formats are caught before a commit, not
-masked at run time.
+so what only the library knows (a quoted high-entropy string, say) is caught before a
+commit, not masked at run time.
 
 The fix for either is an environment variable that environments.yml names, read with
 `Targets.secret`.
