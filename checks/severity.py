@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from checks._errors import ConfigError
 from checks._policy import (
     Contact,
     EscalationPolicy,
@@ -46,6 +47,8 @@ class Classification:
     level: Level | None
     reasons: tuple[str, ...]
     measurements: Mapping[str, float] = field(default_factory=dict)
+    # Why no level could be suggested at all (the severity policy is unreadable); "" otherwise.
+    unclassified: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,10 +56,13 @@ class Classification:
             "name": self.level.name if self.level else None,
             "reasons": list(self.reasons),
             "measurements": dict(self.measurements),
+            "unclassified": self.unclassified,
         }
 
     def to_markdown(self) -> str:
-        if self.level is None:
+        if self.unclassified:
+            head = f"**Suggested severity: unknown.** {self.unclassified}"
+        elif self.level is None:
             head = "**Suggested severity: none.** No incident by the policy's triggers."
         else:
             lv = self.level
@@ -69,7 +75,7 @@ class Classification:
         return "\n".join([head, "", *(f"- {reason}" for reason in self.reasons)])
 
     def __str__(self) -> str:
-        level = self.level.label if self.level else "none"
+        level = self.level.label if self.level else "unknown" if self.unclassified else "none"
         return f"suggested severity: {level} ({'; '.join(self.reasons)})"
 
     def _repr_mimebundle_(self, **_: Any) -> dict[str, Any]:
@@ -196,6 +202,14 @@ class Summary:
 
 
 def summarize(results: Iterable[CheckResult], *, policy: SeverityPolicy | None = None) -> Summary:
-    """The triage table of `results` and the policy's suggested severity."""
+    """The triage table of `results` and the policy's suggested severity.
+
+    A severity policy that cannot be read leaves the severity unknown, with the error, and
+    never stops the run: the triage and the mitigations do not depend on it.
+    """
     results = tuple(results)
-    return Summary(results, classify(results, policy=policy))
+    try:
+        return Summary(results, classify(results, policy=policy))
+    except ConfigError as exc:
+        why = f"the severity policy cannot be read ({exc}); judge the level by hand and fix the policy"
+        return Summary(results, Classification(None, (why,), unclassified=why))

@@ -519,6 +519,8 @@ def _report(record: RunRecord) -> None:
     if severity and severity["level"]:
         term.say("Suggested severity: [bold]{}[/] ({})", severity["level"], "; ".join(severity["reasons"]))
         term.say("Escalation now: {}", escalation_at(severity["level"], timedelta(0)))
+    elif severity and severity.get("unclassified"):
+        term.say("[red]Suggested severity: unknown[/]: {}", severity["unclassified"], err=True)
     elif severity:
         term.say("Suggested severity: none (no trigger of the policy is met)")
     for action in record.actions:

@@ -127,6 +127,30 @@ def test_a_broken_policy_is_one_message_and_exit_4_never_a_traceback(tmp_path: P
     assert named in done.stderr
 
 
+def test_a_broken_severity_policy_leaves_the_level_unknown_and_the_mitigations_planned(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy"
+    shutil.copytree(ROOT / "policy", policy)
+    (policy / "severity.yml").write_text("levels: [unclosed\n")
+    book = notebook(
+        tmp_path,
+        "triage",
+        "from checks import summarize, testing\nsummarize([testing.result('health', 'CRIT')])",
+        "print('the mitigation cell ran')",
+    )
+    done = drillbook(
+        "run", str(book), "--out", str(tmp_path / "out"), env={"DRILLBOOK_POLICY_DIR": str(policy)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"Suggested severity: unknown: the severity policy cannot be read ({policy / 'severity.yml'}:2"
+        in (done.stderr)
+    )
+    record = record_of(tmp_path / "out", "triage")
+    assert [c["status"] for c in record["cells"]][-1] == "ok", "the run goes on to its mitigations"  # type: ignore[index]
+
+
 def test_a_notebook_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
     book = notebook(tmp_path, "latin", "print('ok')")
     book.write_bytes(book.read_bytes() + "print('caf\u00e9')\n".encode("latin-1"))
