@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from checks._errors import ProbeError
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, ladder
 from checks._transport import session
 from checks.targets import HealthContract, Targets
 
@@ -24,6 +24,7 @@ __all__ = [
     "check_listening",
     "check_status_page",
     "latency_sample",
+    "latency_verdict",
     "status_page",
 ]
 
@@ -257,6 +258,12 @@ def check_latency(
 ) -> CheckResult:
     """p95 of a fresh sample of requests, seen from here: WARN from `warn_s`, CRIT from `crit_s`."""
     sample = latency_sample(target, path=path, requests=requests, timeout_s=timeout_s, client=client)
+    return latency_verdict(sample, warn_s=warn_s, crit_s=crit_s)
+
+
+def latency_verdict(sample: LatencySample, *, warn_s: float, crit_s: float) -> CheckResult:
+    """The verdict of `check_latency` on a sample: the p95's band, and at least WARN when any
+    request failed."""
     failed = sum(sample.errors.values())
     p50, p95 = sample.quantile(0.5), sample.quantile(0.95)
     evidence: dict[str, Any] = {"url": sample.url, "requests": sample.requests, "errors": dict(sample.errors)}
@@ -269,7 +276,9 @@ def check_latency(
             measurements={"availability": 0.0},
         )
     evidence |= {"p50_s": round(p50, 3), "p95_s": round(p95, 3)}
-    status = Status.CRIT if p95 >= crit_s else Status.WARN if p95 >= warn_s or failed else Status.OK
+    status = ladder(p95, warn=warn_s, crit=crit_s)
+    if failed and status is Status.OK:
+        status = Status.WARN
     summary = f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms over {sample.requests} requests"
     if failed:
         summary += f", {failed} failed"

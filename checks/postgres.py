@@ -30,7 +30,7 @@ from psycopg.rows import dict_row
 
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
-from checks._result import CheckResult, Status, unobserved
+from checks._result import CheckResult, Status, ladder, unobserved
 from checks.redact import redacted
 from checks.targets import Targets
 
@@ -51,9 +51,12 @@ __all__ = [
     "check_service_pool",
     "connect",
     "connections",
+    "connections_verdict",
     "idle_in_transaction",
+    "idle_verdict",
     "location",
     "long_running_queries",
+    "long_running_verdict",
     "reserved_dsn",
     "sessions",
     "through_reserved",
@@ -305,6 +308,11 @@ def check_connections(
         return _full_unseen("postgres-connections", exc)
     except ProbeError as exc:
         return _unreachable("postgres-connections", exc)
+    return connections_verdict(stats, warn_ratio=warn_ratio, crit_ratio=crit_ratio)
+
+
+def connections_verdict(stats: ConnectionStats, *, warn_ratio: float, crit_ratio: float) -> CheckResult:
+    """The verdict of `check_connections` on what the server reported."""
     evidence: dict[str, Any] = {
         "in_use": stats.total,
         "available": stats.available,
@@ -334,9 +342,7 @@ def check_connections(
     summary = f"{stats.total} of {stats.available} connections in use ({stats.usage:.0%})"
     if idle_tx:
         summary += f", {idle_tx} idle in transaction"
-    status = (
-        Status.CRIT if stats.usage >= crit_ratio else Status.WARN if stats.usage >= warn_ratio else Status.OK
-    )
+    status = ladder(stats.usage, warn=warn_ratio, crit=crit_ratio)
     return CheckResult(
         "postgres-connections",
         status,
@@ -526,6 +532,11 @@ def check_long_running_queries(
         slow = long_running_queries(target, min_seconds=warn_s)
     except ProbeError as exc:
         return _unreachable("long-running-queries", exc)
+    return long_running_verdict(slow, warn_s=warn_s, crit_s=crit_s)
+
+
+def long_running_verdict(slow: Sequence[Backend], *, warn_s: float, crit_s: float) -> CheckResult:
+    """The verdict of `check_long_running_queries` on the queries running from `warn_s`."""
     if not slow:
         return CheckResult("long-running-queries", Status.OK, f"no query has run longer than {warn_s:g} s")
     longest = max(b.query_seconds or 0 for b in slow)
@@ -583,6 +594,13 @@ def check_idle_in_transaction(
         idle = idle_in_transaction(target, older_than_s=older_than_s)
     except ProbeError as exc:
         return _unreachable("idle-in-transaction", exc)
+    return idle_verdict(idle, older_than_s=older_than_s, crit_count=crit_count, crit_s=crit_s)
+
+
+def idle_verdict(
+    idle: Sequence[Backend], *, older_than_s: float, crit_count: int, crit_s: float
+) -> CheckResult:
+    """The verdict of `check_idle_in_transaction` on the sessions idle from `older_than_s`."""
     if not idle:
         return CheckResult(
             "idle-in-transaction", Status.OK, f"no session idle in a transaction for over {older_than_s:g} s"

@@ -29,8 +29,11 @@ __all__ = [
     "check_reachable",
     "check_ttls",
     "client",
+    "evictions_verdict",
+    "hit_rate_verdict",
     "memory_verdict",
     "ttl_survey",
+    "ttl_verdict",
 ]
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -137,6 +140,11 @@ def check_hit_rate(target: Targets | str, *, floor: float = 0.30, min_lookups: i
         stats = cache_stats(target)
     except ProbeError as exc:
         return _unreachable("cache-hit-rate", exc)
+    return hit_rate_verdict(stats, floor=floor, min_lookups=min_lookups)
+
+
+def hit_rate_verdict(stats: CacheStats, *, floor: float, min_lookups: int) -> CheckResult:
+    """The verdict of `check_hit_rate` on what INFO said."""
     evidence: dict[str, float] = {"hits": stats.hits, "misses": stats.misses, "keys": stats.keys}
     rate = stats.hit_rate
     if rate is None or stats.hits + stats.misses < min_lookups:
@@ -164,6 +172,11 @@ def check_evictions(target: Targets | str, *, since: int = 0) -> CheckResult:
         stats = cache_stats(target)
     except ProbeError as exc:
         return _unreachable("cache-evictions", exc)
+    return evictions_verdict(stats, since=since)
+
+
+def evictions_verdict(stats: CacheStats, *, since: int) -> CheckResult:
+    """The verdict of `check_evictions` on what INFO said."""
     evicted = stats.evicted_keys - since
     evidence = {"evicted_keys": stats.evicted_keys, "maxmemory_policy": stats.maxmemory_policy}
     if evicted > 0:
@@ -318,6 +331,11 @@ def check_ttls(
         survey = ttl_survey(target, pattern, limit=limit)
     except ProbeError as exc:
         return _unreachable("cache-ttls", exc)
+    return ttl_verdict(survey, pattern=pattern, min_ttl_s=min_ttl_s)
+
+
+def ttl_verdict(survey: TtlSurvey, *, pattern: str, min_ttl_s: float) -> CheckResult:
+    """The verdict of `check_ttls` on a survey of the keys matching `pattern`."""
     evidence: dict[str, Any] = {
         "pattern": pattern,
         "sampled": survey.sampled,
