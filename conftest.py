@@ -43,11 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest units of work first, so that under pytest-xdist the short ones fill the
-    gaps at the end: the sandbox's own integration modules (a sandbox each, about two
-    minutes for the fault catalogue), then the drills, then the rest."""
+    gaps at the end: the sandbox's own integration modules and the stock stack's (a stack
+    each, about two minutes for the fault catalogue), then the drills, then the rest."""
 
     def rank(item: pytest.Item) -> int:
-        if item.nodeid.startswith("tests/integration/"):
+        if item.nodeid.startswith(("tests/integration/", "tests/stock/")):  # a stack each
             return 0
         return 1 if item.get_closest_marker("drill") else 2
 
