@@ -151,6 +151,29 @@ def test_a_broken_severity_policy_leaves_the_level_unknown_and_the_mitigations_p
     assert [c["status"] for c in record["cells"]][-1] == "ok", "the run goes on to its mitigations"  # type: ignore[index]
 
 
+def test_installed_outside_a_repository_every_command_says_where_policy_is_looked_for(tmp_path: Path) -> None:
+    packages = (
+        tmp_path / "site-packages"
+    )  # drillbook and checks as a plain install has them: no policy/ beside
+    for package in ("checks", "drillbook"):
+        shutil.copytree(ROOT / package, packages / package, ignore=shutil.ignore_patterns("__pycache__"))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DRILLBOOK_")}
+    for args, code in ((("run", "service-down"), 4), (("list",), 4), (("lint",), 1)):
+        done = subprocess.run(
+            [sys.executable, "-m", "drillbook", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**environment, "PYTHONPATH": str(packages)},
+            check=False,
+        )
+        assert done.returncode == code, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert "no policy/ folder found above the working directory" in done.stderr
+        assert "DRILLBOOK_POLICY_DIR" in done.stderr
+
+
 def test_a_notebook_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
     book = notebook(tmp_path, "latin", "print('ok')")
     book.write_bytes(book.read_bytes() + "print('caf\u00e9')\n".encode("latin-1"))
