@@ -146,11 +146,32 @@ class Level:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """Where the policy's sources disagreed: what was chosen, the value not taken, and why."""
+
+    topic: str
+    chosen: str
+    not_taken: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class SeverityPolicy:
-    """The levels of policy/severity.yml, most severe first."""
+    """The levels of policy/severity.yml, most severe first; when the follow-up of an incident is
+    due (`after_the_incident`: timeline_within, report_within, ...); and its recorded decisions."""
 
     levels: tuple[Level, ...]
     source: Path
+    after_the_incident: tuple[tuple[str, timedelta], ...] = ()
+    decisions: tuple[Decision, ...] = ()
+
+    def due(self, step: str) -> timedelta:
+        """When the follow-up `step` (`report_within`, ...) is due after the resolution."""
+        for name, value in self.after_the_incident:
+            if name == step:
+                return value
+        known = ", ".join(name for name, _ in self.after_the_incident)
+        raise ConfigError(f"{self.source} names no follow-up deadline {step!r} (it has {known})")
 
     def level(self, name: str) -> Level:
         """The level called `name` or one of its aliases (case-insensitive)."""
@@ -212,7 +233,9 @@ def _load_severity(path: Path, _version: int) -> SeverityPolicy:
                     "every level id and alias must be unique"
                 )
             seen[name] = level.id
-    return SeverityPolicy(levels=levels, source=path)
+    after = tuple((key, parse_duration(value)) for key, value in data.get("after_the_incident", {}).items())
+    decisions = tuple(Decision(**entry) for entry in data.get("decisions", ()))
+    return SeverityPolicy(levels=levels, source=path, after_the_incident=after, decisions=decisions)
 
 
 def _level(entry: Mapping[str, Any]) -> Level:

@@ -60,10 +60,12 @@ from ._policy import (
     SEVERITY_FIELDS,
     escalation_mermaid,
     policy_data,
+    render_after_incident,
     render_escalation_by_elapsed,
     render_escalation_contacts,
     render_escalation_ladders,
     render_escalation_table,
+    render_policy_decisions,
     render_severity_decision,
     render_severity_matrix,
     render_severity_target,
@@ -229,6 +231,12 @@ def define_env(env: MacrosEnv) -> None:
     def severity_decision() -> str:
         return render_severity_decision(paths.severity())
 
+    def after_incident(key: str) -> str:
+        return render_after_incident(paths.severity(), key)
+
+    def policy_decisions() -> str:
+        return render_policy_decisions(paths.severity())
+
     def severity_target(level: str, field: str) -> str:
         return render_severity_target(paths.severity(), level, field)
 
@@ -346,6 +354,8 @@ def define_env(env: MacrosEnv) -> None:
         severity_matrix,
         severity_decision,
         severity_target,
+        after_incident,
+        policy_decisions,
         escalation_table,
         escalation_by_elapsed,
         escalation_ladders,

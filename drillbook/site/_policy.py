@@ -9,7 +9,7 @@ import html
 from datetime import timedelta
 from typing import Any
 
-from checks import EscalationPolicy, Level, SeverityPolicy
+from checks import CheckError, EscalationPolicy, Level, SeverityPolicy
 
 from ._common import SiteError, duration, escape, json_script, table
 
@@ -54,6 +54,36 @@ def render_severity_target(policy: SeverityPolicy, level: str, field: str) -> st
         raise SiteError(f"severity_target: unknown field {field!r}; use one of {', '.join(SEVERITY_FIELDS)}")
     value = getattr(policy.level(level), field)
     return duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def spoken(value: timedelta) -> str:
+    """A duration as prose says it: `48 hours`, `1 week`, `3 days`, `30 minutes`."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    if not rest and days and days % 7 == 0:
+        weeks = days // 7
+        return f"{weeks} week{'s' if weeks > 1 else ''}"
+    if not seconds % 3600 and seconds <= 3 * 86400:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours > 1 else ''}"
+    if not rest:
+        return f"{days} day{'s' if days > 1 else ''}"
+    minutes = seconds // 60
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+def render_after_incident(policy: SeverityPolicy, key: str) -> str:
+    """When one piece of the follow-up is due (`report_within`, ...), as prose says it."""
+    try:
+        return spoken(policy.due(key))
+    except CheckError as exc:
+        raise SiteError(f"after_incident: {exc}") from exc
+
+
+def render_policy_decisions(policy: SeverityPolicy) -> str:
+    """Where the policy's sources disagreed: one row per decision, with the value not taken."""
+    rows = [(escape(d.topic), escape(d.chosen), escape(d.not_taken), escape(d.why)) for d in policy.decisions]
+    return table(("Topic", "Chosen", "Not taken", "Why"), rows, attrs='class="drillbook-table"')
 
 
 def _percent(ratio: float) -> str:

@@ -7,6 +7,7 @@ project whose runbook asks for a notebook tag that does not exist.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -162,7 +163,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def site_with_faster_sev1(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site built against a copy of the policy where SEV1 must be acknowledged in 10m."""
+    """The site built against a copy of the policy where SEV1 must be acknowledged in 10m and the
+    incident report is due within 36h of the resolution."""
     policy = tmp_path_factory.mktemp("policy")
     shutil.copytree(REPO / "policy", policy, dirs_exist_ok=True)
     severity_file = policy / "severity.yml"
@@ -170,6 +172,8 @@ def site_with_faster_sev1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (sev1,) = (level for level in data["levels"] if level["id"] == "SEV1")
     assert sev1["acknowledge_within"] == "15m", "the test assumes the shipped policy's 15m"
     sev1["acknowledge_within"] = "10m"
+    assert data["after_the_incident"]["report_within"] == "48h", "the test assumes the shipped 48h"
+    data["after_the_incident"]["report_within"] = "36h"
     severity_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     site_dir = tmp_path_factory.mktemp("site-policy")
     result = mkdocs_build(REPO, site_dir, {"DRILLBOOK_POLICY_DIR": str(policy)})
@@ -212,6 +216,28 @@ def test_catalogue_links_every_runbook_page(site: Path) -> None:
 
 
 # --------------------------------------------------------------------------- (b) policy drives the site
+
+
+def test_follow_up_deadlines_on_the_process_pages_follow_the_policy_file(
+    site: Path, site_with_faster_sev1: Path
+) -> None:
+    for page in ("process", "post-mortem", "templates"):
+        shipped = " ".join((site / page / "index.html").read_text(encoding="utf-8").split())
+        changed = " ".join((site_with_faster_sev1 / page / "index.html").read_text(encoding="utf-8").split())
+        assert "within 48 hours" in shipped, page
+        assert "within 36 hours" in changed, page
+        assert "48 hours" not in changed, page
+
+
+def test_the_severity_page_notes_every_choice_the_policy_made_and_the_value_not_taken(site: Path) -> None:
+    from checks import load_severity
+
+    page = (site / "severity" / "index.html").read_text(encoding="utf-8")
+    decisions = load_severity().decisions
+    assert decisions
+    for decision in decisions:
+        assert html.escape(decision.chosen, quote=False) in page, decision.topic
+        assert html.escape(decision.not_taken, quote=False) in page, decision.topic
 
 
 def test_severity_matrix_follows_the_policy_file(site: Path, site_with_faster_sev1: Path) -> None:
