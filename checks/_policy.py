@@ -187,7 +187,13 @@ class SeverityPolicy:
 class Contact:
     key: str
     name: str
-    reach: str
+    kind: str
+    reach: tuple[tuple[str, str], ...]
+
+    @property
+    def how(self) -> str:
+        """How to reach the contact, in order: `pager platform-primary, chat #platform-oncall`."""
+        return ", ".join(f"{means} {address}" for means, address in self.reach)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +270,10 @@ def load_escalation(path: Path | None = None, *, severity: SeverityPolicy | None
 @cache
 def _load_escalation(path: Path, _version: int, severity: SeverityPolicy) -> EscalationPolicy:
     data = load_document(path)
-    contacts = {key: Contact(key, c["name"], c["reach"]) for key, c in data["contacts"].items()}
+    contacts = {
+        key: Contact(key, c["name"], c["kind"], tuple(c["reach"].items()))
+        for key, c in data["contacts"].items()
+    }
     ladders: dict[str, tuple[EscalationStep, ...]] = {}
     for name, steps in data["ladders"].items():
         level = severity.level(name)

@@ -617,8 +617,8 @@ def escalation(
     except CheckError as exc:
         raise _fail(exc) from None
     term.say("[bold]{}[/] {} after {}", due.level.label, due.level.name, elapsed)
-    term.say("page:   {}", ", ".join(f"{c.name} ({c.reach})" for c in due.page) or "nobody")
-    term.say("notify: {}", ", ".join(f"{c.name} ({c.reach})" for c in due.notify) or "nobody")
+    term.say("page:   {}", "; ".join(f"{c.name} ({c.how})" for c in due.page) or "nobody")
+    term.say("notify: {}", "; ".join(f"{c.name} ({c.how})" for c in due.notify) or "nobody")
     if due.next_step_in is not None:
         term.say("next step in {}", due.next_step_in)
 

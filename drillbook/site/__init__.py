@@ -62,6 +62,7 @@ from ._policy import (
     policy_data,
     render_after_incident,
     render_escalation_by_elapsed,
+    render_escalation_contact,
     render_escalation_contacts,
     render_escalation_ladders,
     render_escalation_table,
@@ -252,6 +253,9 @@ def define_env(env: MacrosEnv) -> None:
     def escalation_contacts() -> str:
         return render_escalation_contacts(paths.escalation())
 
+    def escalation_contact(key: str) -> str:
+        return render_escalation_contact(paths.escalation(), key)
+
     def template_form() -> str:
         """The form, after checking every [[placeholder]] of this page is declared."""
         placeholders = read_placeholders(paths.placeholders)
@@ -360,6 +364,7 @@ def define_env(env: MacrosEnv) -> None:
         escalation_by_elapsed,
         escalation_ladders,
         escalation_contacts,
+        escalation_contact,
         template_form,
         placeholder_table,
         signals_table,

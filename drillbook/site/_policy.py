@@ -247,7 +247,20 @@ def render_escalation_ladders(severity: SeverityPolicy, escalation: EscalationPo
     return "\n\n" + "\n\n".join(blocks) + "\n\n"
 
 
+def render_escalation_contact(escalation: EscalationPolicy, key: str) -> str:
+    """One contact by its key, inline: its name, then how to reach it, in order."""
+    contact = escalation.contacts.get(key)
+    if contact is None:
+        known = ", ".join(escalation.contacts)
+        raise SiteError(f"escalation_contact: no contact {key!r} in {escalation.source}; it has {known}")
+    ways = "; ".join(f"{means} `{address}`" for means, address in contact.reach)
+    return f"**{escape(contact.name)}** ({ways})"
+
+
 def render_escalation_contacts(escalation: EscalationPolicy) -> str:
     """The contacts of the escalation policy and how each is reached."""
-    rows = [(escape(c.name), escape(c.reach)) for c in escalation.contacts.values()]
-    return table(("Contact", "How to reach"), rows)
+    rows = [
+        (escape(c.name), c.kind, "<br>".join(f"{means}: `{escape(address)}`" for means, address in c.reach))
+        for c in escalation.contacts.values()
+    ]
+    return table(("Contact", "Kind", "How to reach, in order"), rows)

@@ -472,6 +472,7 @@ def test_severity_and_escalation_answer_from_the_policy() -> None:
     escalation = drillbook("escalation", "--level", "P0", "--elapsed", "25m")
     assert escalation.returncode == 0
     assert "Secondary on-call" in escalation.stdout
+    assert "Secondary on-call (pager platform-secondary, chat #platform-oncall)" in escalation.stdout
     assert "next step in 0:05:00" in escalation.stdout
 
 

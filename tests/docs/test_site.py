@@ -693,3 +693,15 @@ def test_the_signals_page_lists_every_signal_and_what_each_environment_maps(site
     for env in load_environments():
         assert f'id="{env}"' in page, env
     assert "<code>upstream_requests_total</code>" in page  # the sandbox's own name for a signal
+
+
+def test_escalation_contacts_are_rendered_from_the_policy_with_every_way_to_reach_them(site: Path) -> None:
+    from checks import load_escalation
+
+    page = (site / "escalation" / "index.html").read_text(encoding="utf-8")
+    for contact in load_escalation().contacts.values():
+        assert html.escape(contact.name, quote=False) in page, contact.key
+        for _, address in contact.reach:
+            assert f"<code>{html.escape(address, quote=False)}</code>" in page, (contact.key, address)
+    security = (site / "runbooks" / "security-incident" / "index.html").read_text(encoding="utf-8")
+    assert "<strong>Security on-call</strong> (pager <code>security-primary</code>" in security

@@ -112,3 +112,31 @@ def test_the_environments_schema_knows_exactly_the_capabilities_checks_know() ->
     schema = json.loads((policy_dir() / "environments.schema.json").read_text(encoding="utf-8"))
     spec = schema["properties"]["environments"]["additionalProperties"]["properties"]["capabilities"]
     assert set(spec["items"]["enum"]) == set(CAPABILITIES)
+
+
+def test_every_contact_says_what_it_is_and_how_to_reach_it_in_order() -> None:
+    contacts = load_escalation().contacts
+    assert contacts["security-oncall"].kind == "rotation"
+    assert contacts["security-oncall"].how.startswith("pager security-primary, chat #security-incidents")
+    for contact in contacts.values():
+        assert contact.reach, contact.key
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        ('chat: "#platform-team", ticket: PLATFORM', "", "reach"),  # no way to reach the team
+        ('chat: "#support-escalations"', 'chat: "support"', "chat"),  # neither a channel nor a handle
+        ('phone: "+1 555 0100"', 'phone: "call the office"', "phone"),
+        ("kind: person", "kind: celebrity", "kind"),
+    ],
+)
+def test_a_contact_without_a_usable_way_to_reach_it_is_refused_naming_it(
+    policy_copy: Path, old: str, new: str, complaint: str
+) -> None:
+    path = policy_copy / "escalation.yml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=complaint):
+        load_escalation(path)
