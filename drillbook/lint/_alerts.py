@@ -186,6 +186,25 @@ def _slug_of(url: str | None, site_url: str | None, name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
 
 
+def _same_level_as_runbooks(
+    alert: Alert, level: str, owners: list[Page], policy: SeverityPolicy, sink: Sink
+) -> None:
+    """An alert pages at the level of the runbook it sends the on-call to: one incident, one level."""
+    for page in owners:
+        stated = page.data.get("severity")
+        try:
+            runbook_level = policy.level(str(stated)).id
+        except CheckError:
+            continue  # check_severity names the page's unknown level
+        if runbook_level != level:
+            sink.error(
+                alert.path,
+                alert.severity_line,
+                f"alert {alert.name} is labelled {alert.severity}, but its runbook "
+                f"docs/runbooks/{page.slug}.md says severity {stated}: give both the same level",
+            )
+
+
 def check_alerts(
     root: Path,
     pages: list[Page],
@@ -230,7 +249,7 @@ def check_alerts(
                 )
             else:
                 try:
-                    policy.level(alert.severity)
+                    level = policy.level(alert.severity)
                 except CheckError:
                     levels = listing(level.label for level in policy.levels)
                     sink.error(
@@ -239,6 +258,8 @@ def check_alerts(
                         f"alert {alert.name}: severity {alert.severity!r} is not a level of "
                         f"policy/severity.yml (levels: {levels})",
                     )
+                else:
+                    _same_level_as_runbooks(alert, level.id, owners, policy, sink)
         if site_url is None:
             continue
         if alert.runbook_url is None:

@@ -350,3 +350,17 @@ def test_a_need_no_environment_can_declare_is_named_with_its_line(repo: Path) ->
     assert finding.line == line
     assert "needs 'teleporter', which no environment can declare" in finding.message
     assert "reference-tables" in finding.message
+
+
+def test_an_alert_labelled_with_another_level_than_its_runbook_is_an_error_at_the_label(repo: Path) -> None:
+    rules = repo / "sandbox" / "config" / "rules" / "alerts.yml"
+    rules.write_text(
+        rules.read_text(encoding="utf-8").replace("severity: SEV1", "severity: SEV3", 1), encoding="utf-8"
+    )
+    [finding] = run(repo, today=TODAY).findings
+    assert finding.path.endswith("alerts.yml")
+    assert finding.line == 10
+    assert (
+        "is labelled SEV3, but its runbook docs/runbooks/service-down.md says severity SEV1"
+        in finding.message
+    )
