@@ -45,9 +45,9 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from sandbox import SERVICES, Driver, NotRunning, SandboxError, get_driver, use_replica
 from sandbox.faults import Injector, catalogue
@@ -177,60 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "timeout", None) is not None:
             single += ["--timeout", str(args.timeout)]
         return _on_replicas(single, args.replicas)
-    progress = logging.StreamHandler(sys.stderr)
-    progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
-    logging.getLogger("sandbox").addHandler(progress)
-    logging.getLogger("sandbox").setLevel(logging.INFO)
+    _progress()
     if args.command == "faults":
         for fault in catalogue().values():
             print(f"{fault.name:<22} {', '.join(fault.alerts):<26} {fault.description}")
         return EXIT_OK
     driver = get_driver(args.driver)
-    try:
-        match args.command:
-            case "up":
-                if args.timeout is None:
-                    driver.up()
-                else:
-                    driver.up(timeout_s=args.timeout)
-                for service, endpoint in driver.endpoints().items():
-                    print(f"{service:<11} {endpoint}")
-            case "down":
-                driver.down()
-            case "status":
-                states = driver.status()
-                for service, state in states.items():
-                    print(f"{service:<11} {state}")
-                if orphaned := [service for service, state in states.items() if state == "orphaned"]:
-                    print(
-                        f"sandbox: supervisord is gone, but {', '.join(orphaned)} still run without it"
-                        " (orphaned)\nHint: `python -m sandbox down` stops them, then `python -m sandbox up`"
-                        " starts afresh.",
-                        file=sys.stderr,
-                    )
-                if any(state != "running" for state in states.values()):
-                    return EXIT_NOT_RUNNING
-            case "endpoints":
-                print(json.dumps(driver.endpoints(), indent=2))
-            case "logs":
-                print(driver.logs(args.service, lines=args.lines), end="")
-            case "stop":
-                driver.stop(args.service)
-            case "start":
-                driver.start(args.service)
-            case "restart":
-                driver.restart(args.service)
-            case "inject":
-                Injector.attach(driver).inject(args.fault)
-            case "clear":
-                Injector.attach(driver).clear(args.fault)
-    except NotRunning as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
-        return EXIT_NOT_RUNNING
-    except SandboxError as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return _on_driver(driver, args, "python -m sandbox", lambda: Injector.attach(driver))
 
 
 def _not_of(
@@ -262,23 +215,64 @@ def _stock(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.dir is not None:  # for the platform commands' children too
         os.environ[DIR_VARIABLE] = str(args.dir.resolve())
-    progress = logging.StreamHandler(sys.stderr)
-    progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
-    logging.getLogger("sandbox").addHandler(progress)
-    logging.getLogger("sandbox").setLevel(logging.INFO)
+    _progress()
     if args.command == "faults":
         for fault in stock_catalogue().values():
             print(f"{fault.name:<22} {fault.description}")
         return EXIT_OK
     driver = StockDriver()
+    return _on_driver(driver, args, prog, lambda: StockFaults(driver))
+
+
+def _progress() -> None:
+    """The sandbox's progress on stderr, one `sandbox: ...` line per step."""
+    progress = logging.StreamHandler(sys.stderr)
+    progress.setFormatter(logging.Formatter("sandbox: %(message)s"))
+    logging.getLogger("sandbox").addHandler(progress)
+    logging.getLogger("sandbox").setLevel(logging.INFO)
+
+
+def _on_driver(driver: Driver, args: argparse.Namespace, prog: str, faults: Callable[[], Faults]) -> int:
+    """The subcommand on `driver`, the same on any stack and driver; `prog` is how a hint names
+    the command, `faults` the stack's fault injector. Errors are one line and an exit code."""
     try:
         match args.command:
+            case "up":
+                if args.timeout is None:
+                    driver.up()
+                else:
+                    driver.up(timeout_s=args.timeout)
+                for service, endpoint in driver.endpoints().items():
+                    print(f"{service:<11} {endpoint}")
+            case "down":
+                driver.down()
+            case "status":
+                states = driver.status()
+                width = max(map(len, states), default=0) + 1
+                for service, state in states.items():
+                    print(f"{service:<{width}} {state}")
+                if orphaned := [service for service, state in states.items() if state == "orphaned"]:
+                    print(
+                        f"sandbox: supervisord is gone, but {', '.join(orphaned)} still run without it"
+                        f" (orphaned)\nHint: `{prog} down` stops them, then `{prog} up` starts afresh.",
+                        file=sys.stderr,
+                    )
+                if any(state != "running" for state in states.values()):
+                    return EXIT_NOT_RUNNING
+            case "endpoints":
+                print(json.dumps(driver.endpoints(), indent=2))
+            case "logs":
+                print(driver.logs(args.service, lines=args.lines), end="")
+            case "stop":
+                driver.stop(args.service)
+            case "start":
+                driver.start(args.service)
+            case "restart":
+                driver.restart(args.service)
             case "inject":
-                StockFaults(driver).inject(args.fault)
+                faults().inject(args.fault)
             case "clear":
-                StockFaults(driver).clear(args.fault)
-            case _:
-                return _on_driver(driver, args)
+                faults().clear(args.fault)
     except NotRunning as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -288,35 +282,12 @@ def _stock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _on_driver(driver: Driver, args: argparse.Namespace) -> int:
-    """up, down, status, endpoints, logs, stop, start, restart: the same on any driver."""
-    match args.command:
-        case "up":
-            if args.timeout is None:
-                driver.up()
-            else:
-                driver.up(timeout_s=args.timeout)
-            for service, endpoint in driver.endpoints().items():
-                print(f"{service:<11} {endpoint}")
-        case "down":
-            driver.down()
-        case "status":
-            states = driver.status()
-            for service, state in states.items():
-                print(f"{service:<17} {state}")
-            if any(state != "running" for state in states.values()):
-                return EXIT_NOT_RUNNING
-        case "endpoints":
-            print(json.dumps(driver.endpoints(), indent=2))
-        case "logs":
-            print(driver.logs(args.service, lines=args.lines), end="")
-        case "stop":
-            driver.stop(args.service)
-        case "start":
-            driver.start(args.service)
-        case "restart":
-            driver.restart(args.service)
-    return EXIT_OK
+class Faults(Protocol):
+    """What a stack's fault injector offers the command line."""
+
+    def inject(self, name: str) -> None: ...
+
+    def clear(self, name: str) -> None: ...
 
 
 if __name__ == "__main__":

@@ -398,6 +398,51 @@ def terminate_groups(
     return {}
 
 
+def store_programs(
+    binaries: Binaries,
+    layout: Layout,
+    ports: Mapping[str, int],
+    loopback: Mapping[str, str],
+    redis_url: str,
+    prometheus_yml: Path,
+) -> dict[str, list[str]]:
+    """The argv of what every stack runs alike: PostgreSQL, Redis, their stock exporters and
+    Prometheus, each on its loopback port under `layout`."""
+    return {
+        "postgres": [
+            str(binaries.postgres),
+            "-D", str(layout.postgres / "data"),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"port={ports['postgres']}",
+            "-k", str(layout.postgres),
+            "-c", "fsync=off",
+            "-c", f"max_connections={PG_MAX_CONNECTIONS}",
+        ],
+        "redis": [
+            str(binaries.redis_server),
+            "--bind", "127.0.0.1",
+            "--port", str(ports["redis"]),
+            "--save", "",
+            "--appendonly", "no",
+        ],
+        "postgres-exporter": [
+            str(binaries.postgres_exporter),
+            f"--web.listen-address={loopback['postgres-exporter']}",
+        ],
+        "redis-exporter": [
+            str(binaries.redis_exporter),
+            "-redis.addr", redis_url,
+            "-web.listen-address", loopback["redis-exporter"],
+        ],
+        "prometheus": [
+            str(binaries.prometheus),
+            f"--config.file={prometheus_yml}",
+            f"--storage.tsdb.path={layout.prometheus / 'data'}",
+            f"--web.listen-address={loopback['prometheus']}",
+        ],
+    }  # fmt: skip
+
+
 def _ini(value: str) -> str:
     """Escape a value for supervisord.conf, which expands `%(name)s`."""
     return value.replace("%", "%%")
@@ -941,22 +986,7 @@ class NativeDriver(Driver):
             ]  # fmt: skip
 
         programs = {
-            "postgres": [
-                str(binaries.postgres),
-                "-D", str(self.layout.postgres / "data"),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", f"port={ports['postgres']}",
-                "-k", str(self.layout.postgres),
-                "-c", "fsync=off",
-                "-c", f"max_connections={PG_MAX_CONNECTIONS}",
-            ],
-            "redis": [
-                str(binaries.redis_server),
-                "--bind", "127.0.0.1",
-                "--port", str(ports["redis"]),
-                "--save", "",
-                "--appendonly", "no",
-            ],
+            **store_programs(binaries, self.layout, ports, loopback, endpoints["redis"], prometheus_yml),
             "upstream": uvicorn("sandbox.service.upstream", "upstream"),
             "api": uvicorn("sandbox.service.app", "api"),
             "traffic": [sys.executable, "-m", "sandbox.service.traffic"],
@@ -974,23 +1004,10 @@ class NativeDriver(Driver):
                 f"--config.file={config / 'blackbox.yml'}",
                 f"--web.listen-address={loopback['blackbox']}",
             ],
-            "postgres-exporter": [
-                str(binaries.postgres_exporter),
-                f"--web.listen-address={loopback['postgres-exporter']}",
-                f"--extend.query-path={config / 'postgres-exporter-queries.yml'}",
-            ],
-            "redis-exporter": [
-                str(binaries.redis_exporter),
-                "-redis.addr", endpoints["redis"],
-                "-web.listen-address", loopback["redis-exporter"],
-            ],
-            "prometheus": [
-                str(binaries.prometheus),
-                f"--config.file={prometheus_yml}",
-                f"--storage.tsdb.path={self.layout.prometheus / 'data'}",
-                f"--web.listen-address={loopback['prometheus']}",
-            ],
         }  # fmt: skip
+        programs["postgres-exporter"].append(
+            f"--extend.query-path={config / 'postgres-exporter-queries.yml'}"
+        )
         python_env = {"PYTHONUNBUFFERED": "1", "CHAOS_TOKEN": chaos_token}
         environments: dict[str, dict[str, str]] = {
             "api": {

@@ -2,9 +2,11 @@
 # Build time only (sandbox/Dockerfile, stage `postgres`, as the postgres OS user): make the
 # cluster in $PGDATA and do what the native driver does at `up`: the application role (with
 # pg_monitor, so that the exporter sees every session), its database, the schema ($1), and
-# the responder's reserved role (policy/environments.yml: the sandbox's postgres_reserved).
+# the responder's reserved role ($2, sandbox/sql/reserved-role.sql: the sandbox's
+# postgres_reserved in policy/environments.yml).
 set -euo pipefail
 schema="$1"
+reserved_role="$2"
 initdb --pgdata "$PGDATA" --username postgres --auth trust --encoding UTF8 --locale C --no-sync >/dev/null
 # Peers reach it from the project network (and the host through a loopback-only published
 # port): a throwaway sandbox, so any address may connect without a password, as in native.
@@ -20,19 +22,7 @@ psql --host /tmp --username postgres --dbname postgres -v ON_ERROR_STOP=1 --quie
 CREATE ROLE drillbook LOGIN;
 GRANT pg_monitor TO drillbook;
 CREATE DATABASE drillbook OWNER drillbook;
--- The same as sandbox/sql/reserved-role.sql (this image holds only the schema): the way in
--- when every ordinary slot is taken, with the least privilege this server allows.
-DO $$
-BEGIN
-    IF current_setting('server_version_num')::int >= 160000
-       AND current_setting('reserved_connections')::int > 0 THEN
-        CREATE ROLE drillbook_reserved LOGIN;
-        GRANT pg_use_reserved_connections, pg_monitor, pg_signal_backend TO drillbook_reserved;
-    ELSE
-        CREATE ROLE drillbook_reserved LOGIN SUPERUSER;
-    END IF;
-END
-$$;
 SQL
+psql --host /tmp --username postgres --dbname postgres -v ON_ERROR_STOP=1 --quiet --file "$reserved_role"
 psql --host /tmp --username drillbook --dbname drillbook -v ON_ERROR_STOP=1 --quiet --file "$schema"
 pg_ctl --pgdata "$PGDATA" --mode fast --wait --silent stop

@@ -34,12 +34,12 @@ from sandbox._driver import REPO_ROOT, _write_private, platform_commands
 from sandbox._errors import SandboxError, StartupError
 from sandbox._native import (
     PACKAGE_DIR,
-    PG_MAX_CONNECTIONS,
     PG_SUPERUSER,
     Binaries,
     NativeDriver,
     _beats_after,
     _ini,
+    store_programs,
 )
 from sandbox._ports import pick_ports
 from sandbox._readiness import (
@@ -292,39 +292,9 @@ class StockDriver(NativeDriver):
         )
         python = [sys.executable, "-m"]
         programs = {
-            "postgres": [
-                str(binaries.postgres),
-                "-D", str(self.layout.postgres / "data"),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", f"port={ports['postgres']}",
-                "-k", str(self.layout.postgres),
-                "-c", "fsync=off",
-                "-c", f"max_connections={PG_MAX_CONNECTIONS}",
-            ],
-            "redis": [
-                str(binaries.redis_server),
-                "--bind", "127.0.0.1",
-                "--port", str(ports["redis"]),
-                "--save", "",
-                "--appendonly", "no",
-            ],
+            **store_programs(binaries, self.layout, ports, loopback, endpoints["redis"], prometheus_yml),
             **{name: [*python, module] for name, module in MODULES.items()},
-            "postgres-exporter": [
-                str(binaries.postgres_exporter),
-                f"--web.listen-address={loopback['postgres-exporter']}",
-            ],
-            "redis-exporter": [
-                str(binaries.redis_exporter),
-                "-redis.addr", endpoints["redis"],
-                "-web.listen-address", loopback["redis-exporter"],
-            ],
-            "prometheus": [
-                str(binaries.prometheus),
-                f"--config.file={prometheus_yml}",
-                f"--storage.tsdb.path={self.layout.prometheus / 'data'}",
-                f"--web.listen-address={loopback['prometheus']}",
-            ],
-        }  # fmt: skip
+        }
         environments = {
             "orders": {
                 "PYTHONUNBUFFERED": "1",
