@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from checks._errors import ProbeError
+from checks._policy import parse_duration
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks._transport import session
 from checks.targets import Targets
@@ -655,12 +656,14 @@ def check_cache_hit_ratio(
     *,
     warn_below: float = 0.30,
     crit_below: float = 0.0,
+    min_lookups: int = 20,
     window: str | None = None,
     client: httpx.Client | None = None,
 ) -> CheckResult:
     """The share of the service's cache look-ups that hit over the window, from its own counters:
     WARN under `warn_below`, CRIT under `crit_below` (never, by default: a cold cache slows a
     service down; for the cache's own runbook it is the incident, and it sets both to its floor).
+    UNKNOWN with fewer than `min_lookups` look-ups in the window: a ratio of a handful is chance.
 
     Unlike Redis's INFO counters (since Redis started), this sees a drop within one window
     and sees it climb back after a mitigation.
@@ -683,6 +686,14 @@ def check_cache_hit_ratio(
         return _no_requests(targets, name, w, "cache_requests")
     if past := stale(targets, name, "cache_requests", service, client=client):
         return past
+    lookups = total * parse_duration(w).total_seconds()
+    if lookups < min_lookups:
+        return unobserved(
+            name,
+            f"only {lookups:.0f} cache look-ups in the last {w}: too few to judge a hit ratio",
+            configure="Wait for traffic, or read it over a longer window (window=...).",
+            evidence={"lookups": round(lookups, 1), "min_lookups": min_lookups, "window": w},
+        )
     ratio = (hits or 0.0) / total
     return CheckResult(
         name,

@@ -70,3 +70,13 @@ def test_memory_full_under_noeviction_says_writes_are_refused() -> None:
 def test_without_a_memory_limit_memory_is_fine() -> None:
     stats = redis.CacheStats(0, 0, 0, used_memory=10**9, maxmemory=0, maxmemory_policy="noeviction", keys=1)
     assert redis.memory_verdict(stats, warn_ratio=0.8, crit_ratio=0.95).ok
+
+
+def test_a_hit_ratio_of_a_handful_of_lookups_is_unknown_not_a_verdict() -> None:
+    # 0.06 look-ups a second over the test targets' 5 m window: 18, under the 20 it takes
+    client = _lookups(0.0, 0.06)
+    result = prometheus.check_cache_hit_ratio(targets(), client=client)
+    assert result.status is Status.UNKNOWN
+    assert "too few to judge" in result.summary
+    enough = prometheus.check_cache_hit_ratio(targets(), client=_lookups(0.0, 0.07))  # 21
+    assert enough.status is Status.WARN
