@@ -58,6 +58,21 @@ def _fill_form(page: Any, severity: str) -> None:
     page.locator("#drillbook-field-severity").select_option(severity)
 
 
+def test_what_was_typed_in_the_template_form_survives_a_reload_and_goes_with_reset(
+    page: Any, base_url: str
+) -> None:
+    page.goto(base_url + "templates/")
+    _fill_form(page, "SEV2")
+    page.reload()
+    assert page.locator("#drillbook-field-title").input_value() == FORM["title"]
+    assert page.locator("#drillbook-field-severity").input_value() == "SEV2"
+    texts = page.locator("pre.drillbook-template code").all_inner_texts()
+    assert any(FORM["title"] in text for text in texts), "the templates are filled again after the reload"
+    page.evaluate("document.getElementById('drillbook-template-form').reset()")
+    page.reload()
+    assert page.locator("#drillbook-field-title").input_value() == ""
+
+
 def _next_update_due(page: Any) -> float:
     value = page.locator("#drillbook-template-form").get_attribute("data-next-update-due")
     assert value, "the form did not compute the next update"

@@ -2,7 +2,8 @@
  *
  * - The runbook catalogue filter: hides the rows that do not contain every word typed.
  * - The template form: fills [[placeholders]] into every template of the page and
- *   computes the next update from the chosen severity (policy data in the page).
+ *   computes the next update from the chosen severity (policy data in the page); what
+ *   was typed survives a reload of the tab.
  * - Escalation ladders: drawn with Mermaid when this build bundles it
  *   (assets/vendor/mermaid.min.js, installed by `make vendor`); otherwise the
  *   Mermaid source stays visible as text.
@@ -159,10 +160,35 @@
       });
     }
 
-    form.addEventListener("input", fill);
-    form.addEventListener("change", fill);
-    form.addEventListener("reset", function () { setTimeout(fill, 0); });
+    /* What the responder typed survives a reload of this tab, and only of this tab: incident
+       details stay in sessionStorage, which the browser drops when the tab closes. */
+    var KEPT = "drillbook-template-form";
+
+    function keep() {
+      var kept = {};
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name) kept[el.name] = el.value;
+      });
+      try { sessionStorage.setItem(KEPT, JSON.stringify(kept)); } catch (e) { /* storage off: nothing kept */ }
+    }
+
+    function restore() {
+      var kept = null;
+      try { kept = JSON.parse(sessionStorage.getItem(KEPT) || "null"); } catch (e) { kept = null; }
+      if (!kept) return;
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && typeof kept[el.name] === "string") el.value = kept[el.name];
+      });
+    }
+
+    form.addEventListener("input", function () { fill(); keep(); });
+    form.addEventListener("change", function () { fill(); keep(); });
+    form.addEventListener("reset", function () {
+      try { sessionStorage.removeItem(KEPT); } catch (e) { /* storage off */ }
+      setTimeout(fill, 0);
+    });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
+    restore();
     fill();
   }
 
