@@ -705,3 +705,11 @@ def test_escalation_contacts_are_rendered_from_the_policy_with_every_way_to_reac
             assert f"<code>{html.escape(address, quote=False)}</code>" in page, (contact.key, address)
     security = (site / "runbooks" / "security-incident" / "index.html").read_text(encoding="utf-8")
     assert "<strong>Security on-call</strong> (pager <code>security-primary</code>" in security
+
+
+def test_the_templates_page_is_in_the_navigation_under_its_own_name(site: Path) -> None:
+    page = " ".join((site / "index.html").read_text(encoding="utf-8").split())
+    assert re.search(
+        r'<a href="templates/" class="md-nav__link ?"> <span class="md-ellipsis"> Templates </span>', page
+    )
+    assert not re.search(r'<a href="templates/"[^>]*> <span class="md-ellipsis"> During an incident', page)
