@@ -100,6 +100,16 @@ def catalogue() -> dict[str, Fault]:
 Step = Callable[[], None]
 
 
+def run_step(name: str, step: Step) -> None:
+    """Run one step of fault `name`; a refusal of Redis or PostgreSQL is a `FaultError` naming it."""
+    try:
+        step()
+    except redis.RedisError as exc:
+        raise FaultError(f"{name}: Redis refused a step: {type(exc).__name__}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise FaultError(f"{name}: PostgreSQL refused a step: {type(exc).__name__}: {exc}") from exc
+
+
 class Injector:
     """Stages faults in one running sandbox."""
 
@@ -167,21 +177,12 @@ class Injector:
     def inject(self, name: str) -> None:
         """Stage fault `name`; `FaultError` when a step fails."""
         log.info("injecting %s: %s", name, self._fault(name).inject)
-        self._run(name, self.steps[name][0])
+        run_step(name, self.steps[name][0])
 
     def clear(self, name: str) -> None:
         """Undo fault `name`, back to `NORMAL`; `FaultError` when a step fails."""
         log.info("clearing %s: %s", name, self._fault(name).clear)
-        self._run(name, self.steps[name][1])
-
-    @staticmethod
-    def _run(name: str, step: Step) -> None:
-        try:
-            step()
-        except redis.RedisError as exc:
-            raise FaultError(f"{name}: Redis refused a step: {type(exc).__name__}: {exc}") from exc
-        except psycopg.Error as exc:
-            raise FaultError(f"{name}: PostgreSQL refused a step: {type(exc).__name__}: {exc}") from exc
+        run_step(name, self.steps[name][1])
 
     def _fault(self, name: str) -> Fault:
         try:

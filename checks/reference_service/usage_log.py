@@ -87,12 +87,11 @@ def outcomes_by_skill(target: Targets | str, *, since: timedelta) -> list[dict[s
 
 
 def _usage_unreadable(name: str, exc: ProbeError) -> CheckResult:
-    return CheckResult(
+    return unobserved(
         name,
-        Status.UNKNOWN,
         f"could not read the usage log: {exc}",
-        {"error": str(exc), "database": exc.target},
-        remedy="The database is unreachable: see the database runbooks; Prometheus still has the rates.",
+        configure="The database is unreachable: see the database runbooks; Prometheus still has the rates.",
+        evidence={"error": str(exc), "database": exc.target},
     )
 
 

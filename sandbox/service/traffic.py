@@ -22,7 +22,9 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -61,28 +63,44 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, tally: Coun
 async def run(api_url: str, *, rate: float, max_in_flight: int, heartbeat: Path | None) -> None:
     rng = random.Random()  # noqa: S311  # traffic shape, not security
     tally: Counter[str] = Counter()
-    in_flight: set[asyncio.Task[None]] = set()
-    interval = 1.0 / rate
     limits = httpx.Limits(max_connections=max_in_flight)
     async with httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        next_tick = time.monotonic()
-        last_beat = last_report = 0.0
-        while True:
-            now = time.monotonic()
-            if len(in_flight) < max_in_flight:
-                task = asyncio.create_task(one_request(client, rng, tally))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            else:
-                tally["skipped"] += 1
-            if heartbeat is not None and now - last_beat >= 1.0:
-                heartbeat.touch()
-                last_beat = now
-            if now - last_report >= REPORT_EVERY_S:
-                log.info("sent so far: %s", dict(sorted(tally.items())))
-                last_report = now
-            next_tick += interval
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))  # pacing, not readiness
+        await paced(
+            lambda: one_request(client, rng, tally), tally, rate=rate, max_in_flight=max_in_flight,
+            heartbeat=heartbeat,
+        )  # fmt: skip
+
+
+async def paced(
+    request: Callable[[], Coroutine[Any, Any, None]],
+    tally: Counter[str],
+    *,
+    rate: float,
+    max_in_flight: int,
+    heartbeat: Path | None,
+) -> None:
+    """Start `request()` `rate` times a second, never more than `max_in_flight` at once (a start
+    that would exceed it is counted as skipped); touch `heartbeat` every second and log `tally`."""
+    in_flight: set[asyncio.Task[None]] = set()
+    interval = 1.0 / rate
+    next_tick = time.monotonic()
+    last_beat = last_report = 0.0
+    while True:
+        now = time.monotonic()
+        if len(in_flight) < max_in_flight:
+            task = asyncio.create_task(request())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        else:
+            tally["skipped"] += 1
+        if heartbeat is not None and now - last_beat >= 1.0:
+            heartbeat.touch()
+            last_beat = now
+        if now - last_report >= REPORT_EVERY_S:
+            log.info("sent so far: %s", dict(sorted(tally.items())))
+            last_report = now
+        next_tick += interval
+        await asyncio.sleep(max(0.0, next_tick - time.monotonic()))  # pacing, not readiness
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -26,7 +26,7 @@ import redis
 import yaml
 
 from sandbox._driver import read_state
-from sandbox.faults import Fault, FaultError
+from sandbox.faults import Fault, FaultError, Step, run_step
 from sandbox.stock._native import StockDriver
 
 __all__ = ["StockFaults", "stock_catalogue"]
@@ -38,8 +38,6 @@ MAXMEMORY_SHARE = 0.9  # of the memory in use: every write that needs memory is 
 REDIS_TIMEOUT_S = 5.0
 NORMAL_MAXMEMORY = "0"  # no limit, as the stock stack starts
 NORMAL_POLICY = "noeviction"  # Redis's default
-
-Step = Callable[[], None]
 
 
 @cache
@@ -80,12 +78,12 @@ class StockFaults:
     def inject(self, name: str) -> None:
         """Stage fault `name`; `FaultError` when a step fails."""
         log.info("injecting %s: %s", name, self._fault(name).inject)
-        self._run(name, self.steps[name][0])
+        run_step(name, self.steps[name][0])
 
     def clear(self, name: str) -> None:
         """Undo fault `name`; `FaultError` when a step fails."""
         log.info("clearing %s: %s", name, self._fault(name).clear)
-        self._run(name, self.steps[name][1])
+        run_step(name, self.steps[name][1])
 
     @contextmanager
     def injected(self, name: str) -> Iterator[None]:
@@ -95,13 +93,6 @@ class StockFaults:
             yield
         finally:
             self.clear(name)
-
-    @staticmethod
-    def _run(name: str, step: Step) -> None:
-        try:
-            step()
-        except redis.RedisError as exc:
-            raise FaultError(f"{name}: Redis refused a step: {type(exc).__name__}: {exc}") from exc
 
     def _fault(self, name: str) -> Fault:
         try:

@@ -18,17 +18,17 @@ import logging
 import os
 import random
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
+from sandbox.service.traffic import paced
+
 log = logging.getLogger("sandbox.stock.traffic")
 
 REQUEST_TIMEOUT_S = 5.0
 MAX_IN_FLIGHT = 4
-REPORT_EVERY_S = 30.0
 ITEMS = ("widget", "gadget", "sprocket", "flange", "gizmo")
 
 
@@ -57,27 +57,11 @@ async def run(orders_url: str, *, rate: float, heartbeat: Path | None) -> None:
     rng = random.Random()  # noqa: S311  # traffic shape, not security
     tally: Counter[str] = Counter()
     known: list[int] = []
-    in_flight: set[asyncio.Task[None]] = set()
-    interval = 1.0 / rate
     async with httpx.AsyncClient(base_url=orders_url, timeout=REQUEST_TIMEOUT_S) as client:
-        next_tick = time.monotonic()
-        last_beat = last_report = 0.0
-        while True:
-            now = time.monotonic()
-            if len(in_flight) < MAX_IN_FLIGHT:
-                task = asyncio.create_task(one_request(client, rng, known, tally))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            else:
-                tally["skipped"] += 1
-            if heartbeat is not None and now - last_beat >= 1.0:
-                heartbeat.touch()
-                last_beat = now
-            if now - last_report >= REPORT_EVERY_S:
-                log.info("requests so far: %s", dict(tally))
-                last_report = now
-            next_tick += interval
-            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))  # the request rate
+        await paced(
+            lambda: one_request(client, rng, known, tally), tally, rate=rate, max_in_flight=MAX_IN_FLIGHT,
+            heartbeat=heartbeat,
+        )  # fmt: skip
 
 
 def main() -> int:
