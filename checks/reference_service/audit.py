@@ -16,7 +16,7 @@ from typing import Any
 
 from checks._errors import ProbeError
 from checks._policy import parse_duration
-from checks._result import CheckResult, Status
+from checks._result import CheckResult, Status, unobserved
 from checks.postgres import aggregate
 from checks.reference_service.usage_log import lacking_tables
 from checks.targets import Targets
@@ -35,13 +35,17 @@ def _window(targets: Targets, since: timedelta | None) -> timedelta:
     return since or parse_duration(targets.query.rate_window) * 2
 
 
-def _db_down(name: str, exc: ProbeError) -> CheckResult:
-    return CheckResult(
+_UNREADABLE = "The database is unreachable: see the database-down runbook; the audit log waits there."
+
+
+def _unreadable(name: str, exc: ProbeError) -> CheckResult:
+    """A check that could not read the audit log observed nothing: UNKNOWN, so that no
+    containment acts on it (a revocation needs a key the log named)."""
+    return unobserved(
         name,
-        Status.CRIT,
         f"cannot read the audit log: {exc}",
-        {"error": str(exc), "target": exc.target},
-        remedy="The database is unreachable: see the database-down runbook; the audit log waits there.",
+        configure=_UNREADABLE,
+        evidence={"error": str(exc), "target": exc.target},
     )
 
 
@@ -87,7 +91,7 @@ def check_key_fanout(targets: Targets, *, since: timedelta | None = None, min_us
     try:
         keys = key_fanout(targets, since=window, min_users=min_users)
     except ProbeError as exc:
-        return _db_down("key-fanout", exc)
+        return _unreadable("key-fanout", exc)
     span = f"{window.total_seconds():g}s"
     if not keys:
         return CheckResult("key-fanout", Status.OK, f"no API key touched {min_users} or more users in {span}")
@@ -139,7 +143,7 @@ def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> 
             since=window,
         )
     except ProbeError as exc:
-        return _db_down("new-addresses", exc)
+        return _unreadable("new-addresses", exc)
     if not rows:
         return CheckResult("new-addresses", Status.OK, "every key used only addresses it used before")
     listed = ", ".join(f"key {r['key_id']} from {r['address']} ({r['requests']})" for r in rows[:5])
@@ -229,7 +233,13 @@ def export_evidence(
             limit=limit,
         )
     except ProbeError as exc:
-        return _db_down("evidence-export", exc)
+        return CheckResult(  # the export did not happen: a failed step, not an observation
+            "evidence-export",
+            Status.CRIT,
+            f"cannot read the audit log: {exc}",
+            {"error": str(exc), "target": exc.target},
+            remedy=_UNREADABLE,
+        )
     exported_at = datetime.now(UTC)
     folder = Path(evidence_dir)
     path = folder / f"evidence-key-{key_id}-{exported_at:%Y%m%dT%H%M%SZ}.json"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 
-from checks import Status
-from checks.reference_service import audit
+from checks import Gate, Status
+from checks.reference_service import admin, audit
 from checks.signals import Signals
 from checks.testing import prometheus_transport, targets
 
@@ -42,3 +44,16 @@ def test_where_the_service_counts_no_cross_user_reads_the_check_does_not_apply()
 def test_prometheus_down_is_unknown() -> None:
     broken = httpx.Client(transport=prometheus_transport({}, error="boom"))
     assert audit.check_cross_user_reads(targets(), client=broken).status is Status.UNKNOWN
+
+
+def test_an_audit_log_that_cannot_be_read_is_unknown_so_no_key_is_revoked_on_it() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = targets(postgres=f"postgresql://app@127.0.0.1:{port}/app")
+    fanout = audit.check_key_fanout(down)
+    assert fanout.status is Status.UNKNOWN
+    assert "cannot read the audit log" in fanout.summary
+    assert audit.check_new_addresses(down).status is Status.UNKNOWN
+    outcome = Gate.for_targets(down, apply=True).run(admin.revoke_api_key(down, 1), evidence=[fanout])
+    assert outcome.state == "skipped"
