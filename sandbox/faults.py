@@ -83,7 +83,12 @@ class Fault:
 @cache
 def catalogue() -> dict[str, Fault]:
     """The fault catalogue, by name, in file order."""
-    entries: list[dict[str, Any]] = yaml.safe_load(CATALOGUE.read_text())
+    return read_catalogue(CATALOGUE)
+
+
+def read_catalogue(path: Path) -> dict[str, Fault]:
+    """The faults a catalogue file lists, by name, in file order."""
+    entries: list[dict[str, Any]] = yaml.safe_load(path.read_text())
     return {
         entry["name"]: Fault(
             name=entry["name"],

@@ -33,7 +33,7 @@ SECTION_PREFIX = ("runbook-", "print-")
 """The ids of the print page's sections, whose pages the contents give."""
 
 PRINT_TIMEOUT_S = 120
-_FLAGS = (
+HEADLESS_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -41,6 +41,10 @@ _FLAGS = (
     "--disable-component-update",
     "--no-first-run",
     "--disable-sync",
+)
+"""Chromium without a screen, asking nothing of the network: what printing and the browser tests share."""
+_FLAGS = (
+    *HEADLESS_FLAGS,
     "--no-pdf-header-footer",
     "--virtual-time-budget=5000",
 )

@@ -20,13 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import redis
-import yaml
 
 from sandbox._driver import read_state
-from sandbox.faults import Fault, FaultError, Step, run_step
+from sandbox.faults import Fault, FaultError, Step, read_catalogue, run_step
 from sandbox.stock._native import StockDriver
 
 __all__ = ["StockFaults", "stock_catalogue"]
@@ -43,18 +41,7 @@ NORMAL_POLICY = "noeviction"  # Redis's default
 @cache
 def stock_catalogue() -> dict[str, Fault]:
     """The stock stack's faults by name, in file order."""
-    entries: list[dict[str, Any]] = yaml.safe_load(CATALOGUE.read_text())
-    return {
-        entry["name"]: Fault(
-            name=entry["name"],
-            description=entry["description"],
-            inject=entry["inject"],
-            clear=entry["clear"],
-            signal=entry["signal"],
-            alerts=tuple(entry["alerts"]),
-        )
-        for entry in entries
-    }
+    return read_catalogue(CATALOGUE)
 
 
 class StockFaults:

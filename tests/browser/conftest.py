@@ -24,17 +24,10 @@ import jupytext
 import nbformat
 import pytest
 
+from drillbook.site.pdf import HEADLESS_FLAGS
 from tests.docs.test_site import FIXTURE_RULES, REPO, built, copy_project, mkdocs_build
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = list(HEADLESS_FLAGS)
 DRILL_SECONDS = 4.8
 DRILL_FINISHED = "2026-11-22T08:08:23+00:00"
 VERIFIED_AT = "2026-11-22T08:08:37+00:00"
