@@ -36,9 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Pin this process's sandbox before any fixture, for every kernel and command too.
+
+    Pinned even for replica 0: otherwise its state file is found beside the policy folder,
+    and a test that points DRILLBOOK_POLICY_DIR at a copy would lose the sandbox."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... on a worker
-    if worker.startswith("gw") and (index := int(worker.removeprefix("gw"))):
-        use_replica(os.environ, index)  # before any fixture, for every kernel and command too
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    if index or "DRILLBOOK_SANDBOX_STATE" not in os.environ:  # a named state file is kept
+        use_replica(os.environ, index)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
