@@ -229,22 +229,25 @@ def escalation_mermaid(level: Level, steps: tuple[Any, ...]) -> str:
 
 
 def render_escalation_ladders(severity: SeverityPolicy, escalation: EscalationPolicy) -> str:
-    """Each level's ladder as a Mermaid diagram (drawn in the browser from a local copy of Mermaid).
+    """Each level's ladder as a Mermaid diagram (drawn in the browser from a local copy of Mermaid),
+    side by side where the column is wide enough: a picture of every level in one screen.
 
     The source stays readable as text when Mermaid is not bundled with this build;
-    the tables on the same page say the same thing.
+    the table by elapsed time on the same page says the same thing.
     """
-    blocks = []
+    figures = []
     for level in severity.levels:
         steps = escalation.ladders.get(level.id, ())
         if not steps:
             continue
         source = html.escape(escalation_mermaid(level, steps))
-        blocks.append(
-            f"### {level.label}\n\n"
+        figures.append(
+            f'<figure class="drillbook-ladder-figure">'
+            f"<figcaption>{html.escape(level.label)}</figcaption>"
             f'<pre class="drillbook-mermaid" data-level="{level.id}"><code>{source}</code></pre>'
+            "</figure>"
         )
-    return "\n\n" + "\n\n".join(blocks) + "\n\n"
+    return '\n\n<div class="drillbook-ladders">\n' + "\n".join(figures) + "\n</div>\n\n"
 
 
 def render_escalation_contact(escalation: EscalationPolicy, key: str) -> str:

@@ -178,6 +178,14 @@ def test_escalation_ladders_are_drawn_from_the_local_mermaid(
     page.goto(base_url + "escalation/")
     page.locator(".drillbook-ladder svg").first.wait_for()
     assert page.locator(".drillbook-ladder svg").count() == len(POLICY.levels)
+    # The ladder is drawn once as a table (by elapsed time) and once as pictures, side by side
+    # on a laptop, not a third time as a table per level: only that table and the contacts.
+    assert page.locator("article table").count() == 2
+    first, second = (page.locator(".drillbook-ladder-figure").nth(i).bounding_box() for i in (0, 1))
+    assert first is not None
+    assert second is not None
+    assert first["y"] == second["y"]
+    assert second["x"] > first["x"] + first["width"] / 2
     shot(page, screenshots, "escalation")
 
 
