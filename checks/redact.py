@@ -64,10 +64,12 @@ _SHAPES = (
     (re.compile(r"\bsq0(?:csp|atp)-[A-Za-z0-9_-]{22,}"), MASK),  # Square
     # `<name of a secret> = value` or `: value` (aws_secret_access_key, ADMIN_TOKEN, api_key), but
     # not a name that only contains such a word (max_tokens = 1000); a value of three letters or
-    # fewer is prose ("admin_token: add it under secrets"), not a secret
+    # fewer is prose ("admin_token: add it under secrets"), not a secret, and neither is a
+    # reference to an environment variable (PGPASSWORD="$DB_PASSWORD"): it names where the value is
     (
         re.compile(
             rf"""(\b\w*(?:{_KEYWORDS})(?:_access_key|_key|_id)?["']?\s*[:=]\s*["']?)(?=[^\s"',;&]{{4}})"""
+            r"""(?!(?-i:\$\{?[A-Z_][A-Z0-9_]*\}?)(?:["'\s,;&]|$))"""
             r"""[^\s"',;&]+""",
             re.I,
         ),
