@@ -39,7 +39,19 @@ from checks._result import (
 )
 
 if TYPE_CHECKING:
-    from checks import actions, cache, deploy, http, postgres, prometheus, redis, sessions, severity, signals
+    from checks import (
+        actions,
+        by_hand,
+        cache,
+        deploy,
+        http,
+        postgres,
+        prometheus,
+        redis,
+        sessions,
+        severity,
+        signals,
+    )
     from checks._files import read_utf8
     from checks._policy import (
         POLICY_DIR_VARIABLE,
@@ -61,6 +73,7 @@ if TYPE_CHECKING:
 
 _MODULES = (
     "actions",
+    "by_hand",
     "cache",
     "deploy",
     "http",
@@ -123,6 +136,7 @@ __all__ = [
     "Targets",
     "UnreadableFile",
     "actions",
+    "by_hand",
     "cache",
     "classify",
     "deploy",

@@ -136,8 +136,14 @@ class Targets:
     local_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, env: str = "sandbox", *, environments: Path | None = None) -> Targets:
-        """The targets of environment `env` as policy/environments.yml (or `environments`) declares."""
+    def from_env(
+        cls, env: str = "sandbox", *, environments: Path | None = None, declared_only: bool = False
+    ) -> Targets:
+        """The targets of environment `env` as policy/environments.yml (or `environments`) declares.
+
+        `declared_only` reads the policy alone: an environment that takes its endpoints from a
+        state file (a sandbox) then has none, and no stack need run (the site shows its names).
+        """
         declared = load_environments(environments)
         if env not in declared:
             raise ConfigError(f"unknown environment {env!r}; environments.yml declares {', '.join(declared)}")
@@ -146,7 +152,7 @@ class Targets:
         jobs = dict(spec.get("prometheus_jobs", {}))
         platform = {k: tuple(v) for k, v in spec.get("platform", {}).items()}
         local_secrets: dict[str, str] = {}
-        if (source := spec.get("endpoints_from")) is not None:
+        if (source := spec.get("endpoints_from")) is not None and not declared_only:
             path_of, start = STATE_SOURCES[source]
             state = _read_state(path_of(), start=start)
             endpoints = state["endpoints"]
