@@ -4,10 +4,12 @@ declares what a deployment needs. Generic: any service, any platform."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from checks import prometheus
 from checks._result import CheckResult, Status
+from checks.by_hand import Manual, by_hand, nothing_to_run
 from checks.targets import Targets
 
 __all__ = ["HealthCheck", "check_environment", "deploy_gates", "gate_name"]
@@ -32,6 +34,16 @@ def deploy_gates(*, p95_s: float = 5.0, error_ratio: float = 0.02) -> tuple[Heal
     )
 
 
+def _environment_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    variables = [targets.secret_variables[name] for name in sorted(targets.secret_variables)]
+    where = f"; the secrets' variables must be set where it runs: {', '.join(variables)}" if variables else ""
+    return nothing_to_run(
+        f"nothing to ask a server: this step reads the endpoints {targets.environment} declares in "
+        f"policy/environments.yml{where}"
+    )
+
+
+@by_hand(_environment_by_hand)
 def check_environment(
     targets: Targets,
     *,

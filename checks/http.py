@@ -14,6 +14,7 @@ import httpx
 from checks._errors import ProbeError
 from checks._result import CheckResult, Status, ladder
 from checks._transport import session
+from checks.by_hand import Manual, by_hand, endpoint
 from checks.targets import HealthContract, Targets
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "check_latency",
     "check_listening",
     "check_status_page",
+    "health_request",
     "latency_sample",
     "latency_verdict",
     "status_page",
@@ -42,6 +44,23 @@ _WORDS: Mapping[Status, frozenset[str]] = {
 }
 
 
+def health_request(base: str, contract: HealthContract, path: str | None = None) -> str:
+    """The URL `check_health` asks: the service's base URL and its health path (the contract's
+    unless `path` is given)."""
+    return base.rstrip("/") + (path or contract.path)
+
+
+def _health_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    url = health_request(endpoint(targets, "api"), targets.health, args["path"])
+    timeout = args["timeout_s"] if args["timeout_s"] is not None else targets.query.timeout_seconds
+    note = (
+        "the HTTP status first (5xx CRIT), then the body's status word (ok, degraded, down, ...) and "
+        "each dependency's; no answer at all is CRIT, the service is unreachable"
+    )
+    return [Manual("http", url, note, timeout_s=timeout)]
+
+
+@by_hand(_health_by_hand)
 def check_health(
     target: Targets | str,
     *,
@@ -64,7 +83,7 @@ def check_health(
         timeout_s = timeout_s if timeout_s is not None else target.query.timeout_seconds
     else:
         base = target
-    url = base.rstrip("/") + (path or contract.path)
+    url = health_request(base, contract, path)
     timeout = timeout_s if timeout_s is not None else 5.0
     started = time.perf_counter()
     try:
@@ -340,13 +359,32 @@ def check_status_page(
     return CheckResult("status-page", status, f"{page.indicator}: {page.description}", evidence)
 
 
+def _address(base: str) -> tuple[str, int]:
+    """The host and port a service's base URL names (its scheme's port when it names none)."""
+    url = httpx.URL(base)
+    return url.host or "localhost", url.port or (443 if url.scheme == "https" else 80)
+
+
+def _listening_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    base = endpoint(targets, "api")
+    if base.startswith("$"):  # not known here: the address is the service's URL
+        url = base
+    else:
+        host, port = _address(base)
+        url = f"{httpx.URL(base).scheme}://{host}:{port}/"
+    note = (
+        "any HTTP answer, even an error, means something listens; 'Connection refused' means nothing "
+        "does (the process is gone); a timeout means the host or the path drops the connection"
+    )
+    return [Manual("http", url, note, timeout_s=args["timeout_s"])]
+
+
+@by_hand(_listening_by_hand)
 def check_listening(target: Targets | str, *, timeout_s: float = 3.0) -> CheckResult:
     """Does anything accept TCP connections on the service's address? Tells a process that is gone
     (connection refused: nothing listens) from one that hangs or a path that drops (no answer)."""
     base = target.endpoint("api") if isinstance(target, Targets) else target
-    url = httpx.URL(base)
-    host = url.host or "localhost"
-    port = url.port or (443 if url.scheme == "https" else 80)
+    host, port = _address(base)
     where = f"{host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
 from checks._result import CheckResult, Status, ladder, unobserved
+from checks.by_hand import Manual, by_hand, inline, percent
 from checks.redact import redacted
 from checks.targets import Targets
 
@@ -52,12 +53,16 @@ __all__ = [
     "connect",
     "connections",
     "connections_verdict",
+    "exporter_query",
     "idle_in_transaction",
+    "idle_in_transaction_sql",
     "idle_verdict",
     "location",
     "long_running_queries",
+    "long_running_sql",
     "long_running_verdict",
     "reserved_dsn",
+    "service_pool_queries",
     "sessions",
     "through_reserved",
 ]
@@ -255,6 +260,20 @@ class ConnectionStats:
         return self.through_reserved or self.total >= self.available
 
 
+_HOLDERS: LiteralString = """
+    SELECT coalesce(application_name, '') AS application, usename AS user,
+           coalesce(state, 'unknown') AS state, count(*) AS n
+      FROM pg_stat_activity
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+     GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3
+"""
+_LIMITS: LiteralString = """
+    SELECT current_setting('max_connections')::int AS max_connections,
+           current_setting('superuser_reserved_connections')::int
+           + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved
+"""
+
+
 def connections(target: Targets | str) -> ConnectionStats:
     """Client backends by state (active, idle, idle in transaction, ...) and the server's limit.
 
@@ -262,22 +281,8 @@ def connections(target: Targets | str) -> ConnectionStats:
     """
     with connect(target) as conn:
         try:
-            rows = conn.execute(
-                """
-                SELECT coalesce(application_name, '') AS application, usename AS user,
-                       coalesce(state, 'unknown') AS state, count(*) AS n
-                  FROM pg_stat_activity
-                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                 GROUP BY 1, 2, 3 ORDER BY n DESC, 1, 2, 3
-                """
-            ).fetchall()
-            limits = conn.execute(
-                """
-                SELECT current_setting('max_connections')::int AS max_connections,
-                       current_setting('superuser_reserved_connections')::int
-                       + coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved
-                """
-            ).fetchone()
+            rows = conn.execute(_HOLDERS).fetchall()
+            limits = conn.execute(_LIMITS).fetchone()
         except psycopg.Error as exc:
             raise ProbeError(f"query failed: {_first_line(exc)}", target=location(conn.info.dsn)) from exc
         via_reserved = through_reserved(conn)
@@ -294,6 +299,38 @@ def connections(target: Targets | str) -> ConnectionStats:
     )
 
 
+def _reserved_note(targets: Targets) -> str:
+    """Where psql gets in when the ordinary role is refused for lack of slots, if declared."""
+    try:
+        reserved = reserved_dsn(targets)
+    except ConfigError:  # no postgres endpoint known here, or not a DSN
+        return ""
+    if reserved is None:
+        return ""
+    variable = targets.secret_variables.get("postgres_reserved_password")
+    password = f" (its password in ${variable})" if variable else ""
+    return f"; if psql is refused for lack of slots, connect as the reserved role: '{reserved}'{password}"
+
+
+def _connections_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    return [
+        Manual(
+            "sql",
+            inline(_HOLDERS),
+            "client sessions by application, role and state (psql's own left out), the largest group "
+            "first: many 'idle in transaction' point at a leak, many 'active' at slow queries",
+        ),
+        Manual(
+            "sql",
+            inline(_LIMITS),
+            f"the sessions above against max_connections less the reserved slots: WARN from "
+            f"{percent(args['warn_ratio'])}, CRIT from {percent(args['crit_ratio'])}, every slot taken: "
+            f"full" + _reserved_note(targets),
+        ),
+    ]
+
+
+@by_hand(_connections_by_hand)
 def check_connections(
     target: Targets | str, *, warn_ratio: float = 0.7, crit_ratio: float = 0.9
 ) -> CheckResult:
@@ -353,6 +390,19 @@ def connections_verdict(stats: ConnectionStats, *, warn_ratio: float, crit_ratio
     )
 
 
+_REACHABLE: LiteralString = "SELECT version() AS version, pg_is_in_recovery() AS replica"
+_ANSWERS: LiteralString = "SELECT 1"
+
+
+def _reachable_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        "a row with the version and whether it is a replica; 'too many clients' or 'remaining "
+        "connection slots are reserved' means full, not down (the database-connections runbook)"
+    )
+    return [Manual("sql", _REACHABLE, note)]
+
+
+@by_hand(_reachable_by_hand)
 def check_reachable(target: Targets | str) -> CheckResult:
     """Can a session be opened and a query answered? CRIT with the error when not.
 
@@ -361,7 +411,7 @@ def check_reachable(target: Targets | str) -> CheckResult:
     """
     try:
         with connect(target) as conn:
-            row = conn.execute("SELECT version() AS version, pg_is_in_recovery() AS replica").fetchone()
+            row = conn.execute(_REACHABLE).fetchone()
             via_reserved = through_reserved(conn)
     except DatabaseFull as exc:
         return _full_unseen("postgres", exc)
@@ -386,6 +436,15 @@ def check_reachable(target: Targets | str) -> CheckResult:
     return CheckResult("postgres", Status.OK, f"reachable ({version}, {role})", {"role": role})
 
 
+def _server_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        "up when the server answers at all, even to refuse the session for lack of slots (full, not "
+        "down); down when the connection is refused or times out"
+    )
+    return [Manual("sql", _ANSWERS, note)]
+
+
+@by_hand(_server_by_hand)
 def check_server(target: Targets | str) -> CheckResult:
     """Is the PostgreSQL server up? It is when it answers at all, even to refuse a session for
     lack of slots: a full database is not a down one, and restarting it would drop every session
@@ -395,7 +454,7 @@ def check_server(target: Targets | str) -> CheckResult:
     """
     try:
         with connect(target) as conn:
-            conn.execute("SELECT 1")
+            conn.execute(_ANSWERS)
             full = through_reserved(conn)
     except DatabaseFull:
         return CheckResult(
@@ -503,27 +562,58 @@ def sessions(target: Targets | str) -> list[Backend]:
     return _backends(_rows(target, _BACKENDS + " ORDER BY backend_start"))
 
 
+def long_running_sql(min_seconds: float) -> tuple[LiteralString, dict[str, Any]]:
+    """The statement of `long_running_queries`, and its parameters."""
+    sql = _BACKENDS + "       AND state = 'active' AND now() - query_start >= make_interval(secs => %(s)s)\n"
+    return sql + "     ORDER BY query_start", {"s": min_seconds}
+
+
 def long_running_queries(target: Targets | str, *, min_seconds: float = 30.0) -> list[Backend]:
     """Active queries running for at least `min_seconds`, longest first."""
-    sql = _BACKENDS + " AND state = 'active' AND now() - query_start >= make_interval(secs => %(s)s)"
-    return _backends(_rows(target, sql + " ORDER BY query_start", {"s": min_seconds}))
+    return _backends(_rows(target, *long_running_sql(min_seconds)))
+
+
+def idle_in_transaction_sql(older_than_s: float) -> tuple[LiteralString, dict[str, Any]]:
+    """The statement of `idle_in_transaction`, and its parameters."""
+    sql = _BACKENDS + (
+        "       AND state IN ('idle in transaction', 'idle in transaction (aborted)')\n"
+        "       AND now() - state_change >= make_interval(secs => %(s)s)\n"
+    )
+    return sql + "     ORDER BY xact_start", {"s": older_than_s}
 
 
 def idle_in_transaction(target: Targets | str, *, older_than_s: float = 60.0) -> list[Backend]:
     """Sessions idle inside an open transaction for at least `older_than_s`, oldest first."""
-    sql = _BACKENDS + (
-        " AND state IN ('idle in transaction', 'idle in transaction (aborted)')"
-        " AND now() - state_change >= make_interval(secs => %(s)s)"
-    )
-    return _backends(_rows(target, sql + " ORDER BY xact_start", {"s": older_than_s}))
+    return _backends(_rows(target, *idle_in_transaction_sql(older_than_s)))
+
+
+_BLOCKED: LiteralString = (
+    _BACKENDS + "       AND cardinality(pg_blocking_pids(pid)) > 0\n     ORDER BY query_start"
+)
 
 
 def blocked_queries(target: Targets | str) -> list[Backend]:
     """Sessions waiting on a lock, each with the pids that block it."""
-    sql = _BACKENDS + " AND cardinality(pg_blocking_pids(pid)) > 0 ORDER BY query_start"
-    return _backends(_rows(target, sql))
+    return _backends(_rows(target, _BLOCKED))
 
 
+def _long_running_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        f"active queries running for {args['warn_s']:g} s or more, the longest first (query_seconds): "
+        f"WARN, CRIT from {args['crit_s']:g} s"
+    )
+    return [Manual("sql", inline(*long_running_sql(args["warn_s"])), note)]
+
+
+def _blocked_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        "sessions waiting on a lock, and in blocked_by the pids that hold it: any row is CRIT; the "
+        "head of a chain is a pid that blocks others and waits on nobody"
+    )
+    return [Manual("sql", inline(_BLOCKED), note)]
+
+
+@by_hand(_long_running_by_hand)
 def check_long_running_queries(
     target: Targets | str, *, warn_s: float = 30.0, crit_s: float = 300.0
 ) -> CheckResult:
@@ -550,6 +640,7 @@ def long_running_verdict(slow: Sequence[Backend], *, warn_s: float, crit_s: floa
     )
 
 
+@by_hand(_blocked_by_hand)
 def check_blocked_queries(target: Targets | str) -> CheckResult:
     """Sessions waiting on locks: CRIT with the blockers when any are waiting."""
     try:
@@ -579,6 +670,16 @@ def aggregate(target: Targets | str, sql: LiteralString, **params: Any) -> list[
 # --------------------------------------------------------------------------- sessions: verdicts
 
 
+def _idle_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        f"sessions idle inside an open transaction for over {args['older_than_s']:g} s, the oldest first: "
+        f"one or two WARN, CRIT from {args['crit_count']} or when one has been open {args['crit_s']:g} s "
+        "(transaction_seconds)"
+    )
+    return [Manual("sql", inline(*idle_in_transaction_sql(args["older_than_s"])), note)]
+
+
+@by_hand(_idle_by_hand)
 def check_idle_in_transaction(
     target: Targets | str, *, older_than_s: float = 60.0, crit_count: int = 3, crit_s: float = 300.0
 ) -> CheckResult:
@@ -626,6 +727,39 @@ def idle_verdict(
     )
 
 
+def service_pool_queries(
+    targets: Targets, service: str, *, window: str | None = None
+) -> tuple[str, str, str]:
+    """The PromQL of `check_service_pool`: the most requests waiting for a connection over the
+    window, the pool's connections in use, and its size."""
+    from checks import prometheus
+
+    w = window or targets.query.rate_window
+    pool = targets.signals["pool_connections"]
+    busy = prometheus.series(
+        targets, "pool_connections", service, f'{pool.label("state")}="{pool.value("in_use")}"'
+    )
+    return (
+        f"max(max_over_time({prometheus.series(targets, 'pool_waiting', service)}[{w}]))",
+        f"sum({busy})",
+        f"sum({prometheus.series(targets, 'pool_max', service)})",
+    )
+
+
+def _service_pool_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    waiting, in_use, limit = service_pool_queries(targets, args["service"], window=args["window"])
+    w = args["window"] or targets.query.rate_window
+    return [
+        Manual(
+            "promql",
+            waiting,
+            f"requests waiting for a pool connection, the most over the last {w}: above 0 is CRIT",
+        ),
+        Manual("promql", f"{in_use} / {limit}", "the pool's connections in use against its size: 1 is WARN"),
+    ]
+
+
+@by_hand(_service_pool_by_hand)
 def check_service_pool(
     targets: Targets, service: str = "api", *, window: str | None = None, client: Any = None
 ) -> CheckResult:
@@ -644,20 +778,11 @@ def check_service_pool(
         return lacking
     job = targets.job(service)
     w = window or targets.query.rate_window
-    pool = targets.signals["pool_connections"]
-    busy = prometheus.series(
-        targets, "pool_connections", service, f'{pool.label("state")}="{pool.value("in_use")}"'
-    )
+    waiting_query, in_use_query, limit_query = service_pool_queries(targets, service, window=window)
     try:
-        waiting = prometheus.scalar(
-            targets,
-            f"max(max_over_time({prometheus.series(targets, 'pool_waiting', service)}[{w}]))",
-            client=client,
-        )
-        in_use = prometheus.scalar(targets, f"sum({busy})", client=client)
-        limit = prometheus.scalar(
-            targets, f"sum({prometheus.series(targets, 'pool_max', service)})", client=client
-        )
+        waiting = prometheus.scalar(targets, waiting_query, client=client)
+        in_use = prometheus.scalar(targets, in_use_query, client=client)
+        limit = prometheus.scalar(targets, limit_query, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask(
             "service-pool",
@@ -688,6 +813,19 @@ def check_service_pool(
     return CheckResult("service-pool", Status.OK, summary, evidence)
 
 
+def exporter_query(targets: Targets) -> str:
+    """The PromQL of `check_exporter`: the lowest `pg_up` of the PostgreSQL exporter's targets."""
+    from checks import prometheus
+
+    return f"min({prometheus.series(targets, 'postgres_up', None)})"
+
+
+def _exporter_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = "what the PostgreSQL exporter last saw: 1 it reaches the database, 0 it cannot (CRIT)"
+    return [Manual("promql", exporter_query(targets), note)]
+
+
+@by_hand(_exporter_by_hand)
 def check_exporter(targets: Targets, *, client: Any = None) -> CheckResult:
     """What the PostgreSQL exporter last saw (`pg_up`), from Prometheus: a third observer.
 
@@ -698,7 +836,7 @@ def check_exporter(targets: Targets, *, client: Any = None) -> CheckResult:
 
     if lacking := prometheus._lacking(targets, "pg-exporter", "postgres_up"):
         return lacking
-    promql = f"min({prometheus.series(targets, 'postgres_up', None)})"
+    promql = exporter_query(targets)
     try:
         value = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:

@@ -15,12 +15,14 @@ from checks._errors import ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks._transport import session
+from checks.by_hand import Manual, by_hand, percent
 from checks.targets import Targets
 
 __all__ = [
     "Alert",
     "RouteErrors",
     "Sample",
+    "cache_hit_ratio_queries",
     "check_cache_hit_ratio",
     "check_error_ratio",
     "check_errors_by_route",
@@ -30,13 +32,19 @@ __all__ = [
     "check_slowest_routes",
     "check_up",
     "error_ratio",
+    "error_ratio_queries",
     "errors_by_route",
+    "errors_by_route_queries",
     "firing_alerts",
     "latency_quantile",
+    "latency_quantile_query",
     "query",
     "query_range",
+    "route_error_ratio_queries",
     "scalar",
     "slowest_routes",
+    "slowest_routes_query",
+    "up_query",
 ]
 
 
@@ -237,6 +245,17 @@ def _server_errors(targets: Targets) -> str:
     return f'{targets.signals["requests"].label("status")}=~"5.."'
 
 
+def error_ratio_queries(
+    targets: Targets, service: str | None = None, *, window: str | None = None
+) -> tuple[str, str]:
+    """The PromQL of `error_ratio`: the 5xx share over the rate window, and the request rate
+    (which tells "no 5xx" from "no traffic" when the share has no sample)."""
+    w = _window(targets, window)
+    total = f"sum(rate({series(targets, 'requests', service)}[{w}]))"
+    errors = f"sum(rate({series(targets, 'requests', service, _server_errors(targets))}[{w}]))"
+    return f"{errors} / {total}", total
+
+
 def error_ratio(
     targets: Targets,
     service: str | None = None,
@@ -245,17 +264,21 @@ def error_ratio(
     client: httpx.Client | None = None,
 ) -> float | None:
     """Share of the service's requests answered 5xx over the rate window; None without traffic."""
-    w = _window(targets, window)
-    total = f"sum(rate({series(targets, 'requests', service)}[{w}]))"
-    errors = scalar(
-        targets,
-        f"sum(rate({series(targets, 'requests', service, _server_errors(targets))}[{w}])) / {total}",
-        client=client,
-    )
+    ratio, total = error_ratio_queries(targets, service, window=window)
+    errors = scalar(targets, ratio, client=client)
     if errors is None:
         # No 5xx series at all yields an empty vector: zero errors if there is traffic.
         return 0.0 if scalar(targets, total, client=client) else None
     return errors
+
+
+def latency_quantile_query(
+    targets: Targets, service: str | None = None, *, quantile: float, window: str | None = None
+) -> str:
+    """The PromQL of `latency_quantile`."""
+    w = _window(targets, window)
+    buckets = series(targets, "request_duration", service)
+    return f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))"
 
 
 def latency_quantile(
@@ -267,13 +290,26 @@ def latency_quantile(
     client: httpx.Client | None = None,
 ) -> float | None:
     """The `quantile` of request duration in seconds over the rate window; None without traffic."""
-    w = _window(targets, window)
-    buckets = series(targets, "request_duration", service)
     return scalar(
-        targets, f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))", client=client
+        targets, latency_quantile_query(targets, service, quantile=quantile, window=window), client=client
     )
 
 
+def _error_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    ratio, total = error_ratio_queries(targets, args["service"], window=args["window"])
+    w = _window(targets, args["window"])
+    return [
+        Manual(
+            "promql",
+            ratio,
+            f"the share of requests answered 5xx over the last {w}: WARN from {percent(args['warn'])}, "
+            f"CRIT from {percent(args['crit'])}; no sample at all while requests flow means no 5xx",
+        ),
+        Manual("promql", total, "requests per second: no sample means no traffic, nothing to judge"),
+    ]
+
+
+@by_hand(_error_ratio_by_hand)
 def check_error_ratio(
     targets: Targets,
     service: str | None = None,
@@ -312,6 +348,21 @@ def _error_ratio_verdict(
     )
 
 
+def _latency_quantile_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    quantile = args["quantile"]
+    promql = latency_quantile_query(targets, args["service"], quantile=quantile, window=args["window"])
+    return [
+        Manual(
+            "promql",
+            promql,
+            f"p{quantile * 100:g} of request duration in seconds over the last "
+            f"{_window(targets, args['window'])}: WARN from {args['warn_s']:g} s, "
+            f"CRIT from {args['crit_s']:g} s",
+        )
+    ]
+
+
+@by_hand(_latency_quantile_by_hand)
 def check_latency_quantile(
     targets: Targets,
     service: str | None = None,
@@ -422,6 +473,17 @@ def _cannot_ask(
     )
 
 
+def up_query(targets: Targets, service: str) -> str:
+    """The PromQL of `check_up`: the scrape health of every target of `service`'s job."""
+    return f'up{{job="{targets.job(service)}"}}'
+
+
+def _up_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = "one sample per scrape target: 1 up, 0 down (the scrape fails); no sample: no such job"
+    return [Manual("promql", up_query(targets, args["service"]), note)]
+
+
+@by_hand(_up_by_hand)
 def check_up(
     targets: Targets,
     service: str = "api",
@@ -430,7 +492,7 @@ def check_up(
 ) -> CheckResult:
     """Is every scrape target of `service`'s job up? CRIT when any is down, UNKNOWN when none exist."""
     job = targets.job(service)
-    promql = f'up{{job="{job}"}}'
+    promql = up_query(targets, service)
     try:
         samples = query(targets, promql, client=client)
     except ProbeError as exc:
@@ -482,6 +544,20 @@ class RouteErrors:
         return sum(self.errors_per_s.values()) / self.requests_per_s if self.requests_per_s else 0.0
 
 
+def errors_by_route_queries(
+    targets: Targets, service: str | None = None, *, window: str | None = None
+) -> tuple[str, str]:
+    """The PromQL of `errors_by_route`: requests per route, and 5xx per route and status."""
+    w = _window(targets, window)
+    signal = targets.signals["requests"]
+    route, status = signal.label("route"), signal.label("status")
+    failed = series(targets, "requests", service, _server_errors(targets))
+    return (
+        f"sum by ({route}) (rate({series(targets, 'requests', service)}[{w}]))",
+        f"sum by ({route}, {status}) (rate({failed}[{w}]))",
+    )
+
+
 def errors_by_route(
     targets: Targets,
     service: str | None = None,
@@ -490,14 +566,11 @@ def errors_by_route(
     client: httpx.Client | None = None,
 ) -> list[RouteErrors]:
     """Requests and 5xx per route over the rate window, worst error ratio first."""
-    w = _window(targets, window)
     signal = targets.signals["requests"]
     route, status = signal.label("route"), signal.label("status")
-    totals = query(
-        targets, f"sum by ({route}) (rate({series(targets, 'requests', service)}[{w}]))", client=client
-    )
-    failed = series(targets, "requests", service, _server_errors(targets))
-    errors = query(targets, f"sum by ({route}, {status}) (rate({failed}[{w}]))", client=client)
+    by_route_query, failed_query = errors_by_route_queries(targets, service, window=window)
+    totals = query(targets, by_route_query, client=client)
+    errors = query(targets, failed_query, client=client)
     by_route: dict[str, dict[str, float]] = {}
     for sample in errors:
         if sample.value > 0:
@@ -512,6 +585,25 @@ def errors_by_route(
     return sorted(routes, key=lambda r: (-r.error_ratio, r.route))
 
 
+def _errors_by_route_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    totals, failed = errors_by_route_queries(targets, args["service"], window=args["window"])
+    return [
+        Manual(
+            "promql",
+            failed,
+            "5xx per second by route and status code: 500 is the service's own fault, 502/504 the "
+            "upstream's, 503 a dependency that refused",
+        ),
+        Manual(
+            "promql",
+            totals,
+            f"requests per second by route: divide to get each route's share (WARN from "
+            f"{percent(args['warn'])}, CRIT from {percent(args['crit'])} for the worst route)",
+        ),
+    ]
+
+
+@by_hand(_errors_by_route_by_hand)
 def check_errors_by_route(
     targets: Targets,
     service: str | None = None,
@@ -559,6 +651,16 @@ def check_errors_by_route(
     )
 
 
+def slowest_routes_query(
+    targets: Targets, service: str | None = None, *, quantile: float, window: str | None = None
+) -> str:
+    """The PromQL of `slowest_routes`: the `quantile` of request duration per route."""
+    w = _window(targets, window)
+    route = targets.signals["request_duration"].label("route")
+    buckets = series(targets, "request_duration", service)
+    return f"histogram_quantile({quantile:g}, sum by ({route}, le) (rate({buckets}[{w}])))"
+
+
 def slowest_routes(
     targets: Targets,
     service: str | None = None,
@@ -568,14 +670,26 @@ def slowest_routes(
     client: httpx.Client | None = None,
 ) -> list[tuple[str, float]]:
     """(route, seconds) at `quantile` of request duration over the window, slowest first."""
-    w = _window(targets, window)
     route = targets.signals["request_duration"].label("route")
-    buckets = series(targets, "request_duration", service)
-    promql = f"histogram_quantile({quantile:g}, sum by ({route}, le) (rate({buckets}[{w}])))"
+    promql = slowest_routes_query(targets, service, quantile=quantile, window=window)
     rows = [(s.labels.get(route, "?"), s.value) for s in query(targets, promql, client=client)]
     return sorted(((r, v) for r, v in rows if not math.isnan(v)), key=lambda rv: -rv[1])
 
 
+def _slowest_routes_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    quantile = args["quantile"]
+    promql = slowest_routes_query(targets, args["service"], quantile=quantile, window=args["window"])
+    return [
+        Manual(
+            "promql",
+            promql,
+            f"p{quantile * 100:g} in seconds per route (NaN: no request on it): the slowest judges, "
+            f"WARN from {args['warn_s']:g} s, CRIT from {args['crit_s']:g} s",
+        )
+    ]
+
+
+@by_hand(_slowest_routes_by_hand)
 def check_slowest_routes(
     targets: Targets,
     service: str | None = None,
@@ -609,6 +723,43 @@ def check_slowest_routes(
     )
 
 
+def _route_scope(targets: Targets, routes: str | None) -> tuple[str, str]:
+    """The route matcher of `check_route_error_ratio` and how its summary names it."""
+    signal = targets.signals["requests"]
+    routes = routes or signal.values.get("customers")
+    if routes:
+        return f'{signal.label("route")}=~"{routes}"', f" to {routes}"
+    skipped = f"{targets.health.path}|/metrics"
+    return f'{signal.label("route")}!~"{skipped}"', f" (but {skipped})"
+
+
+def route_error_ratio_queries(
+    targets: Targets, service: str | None = None, *, routes: str | None = None, window: str | None = None
+) -> tuple[str, str]:
+    """The PromQL of `check_route_error_ratio`: the request rate on the routes, and their 5xx rate."""
+    w = _window(targets, window)
+    on_routes, _ = _route_scope(targets, routes)
+    failed = series(targets, "requests", service, on_routes, _server_errors(targets))
+    return f"sum(rate({series(targets, 'requests', service, on_routes)}[{w}]))", f"sum(rate({failed}[{w}]))"
+
+
+def _route_error_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    total, errors = route_error_ratio_queries(
+        targets, args["service"], routes=args["routes"], window=args["window"]
+    )
+    _, scope = _route_scope(targets, args["routes"])
+    return [
+        Manual(
+            "promql",
+            f"{errors} / {total}",
+            f"the share of requests{scope} answered 5xx over the last {_window(targets, args['window'])}: "
+            f"WARN from {percent(args['warn'])}, CRIT from {percent(args['crit'])}; no sample at all while "
+            "requests flow means no 5xx",
+        )
+    ]
+
+
+@by_hand(_route_error_ratio_by_hand)
 def check_route_error_ratio(
     targets: Targets,
     service: str | None = None,
@@ -626,19 +777,11 @@ def check_route_error_ratio(
     if lacking := _lacking(targets, "error-ratio", "requests"):
         return lacking
     w = _window(targets, window)
-    signal = targets.signals["requests"]
-    routes = routes or signal.values.get("customers")
-    if routes:
-        on_routes, scope = f'{signal.label("route")}=~"{routes}"', f" to {routes}"
-    else:
-        skipped = f"{targets.health.path}|/metrics"
-        on_routes, scope = f'{signal.label("route")}!~"{skipped}"', f" (but {skipped})"
+    on_routes, scope = _route_scope(targets, routes)
+    total_query, errors_query = route_error_ratio_queries(targets, service, routes=routes, window=window)
     try:
-        total = scalar(
-            targets, f"sum(rate({series(targets, 'requests', service, on_routes)}[{w}]))", client=client
-        )
-        failed = series(targets, "requests", service, on_routes, _server_errors(targets))
-        errors = scalar(targets, f"sum(rate({failed}[{w}]))", client=client)
+        total = scalar(targets, total_query, client=client)
+        errors = scalar(targets, errors_query, client=client)
     except ProbeError as exc:
         return _cannot_ask("error-ratio", exc)
     if not total:
@@ -650,6 +793,37 @@ def check_route_error_ratio(
     return _error_ratio_verdict(ratio, f"requests{scope}", evidence, warn, crit)
 
 
+def cache_hit_ratio_queries(
+    targets: Targets, service: str | None = None, *, window: str | None = None
+) -> tuple[str, str]:
+    """The PromQL of `check_cache_hit_ratio`: the rate of cache hits, and of every look-up."""
+    w = _window(targets, window)
+    hits = series(targets, "cache_requests", service, hit_matcher(targets))
+    return (
+        f"sum(rate({hits}[{w}]))",
+        f"sum(rate({series(targets, 'cache_requests', service)}[{w}]))",
+    )
+
+
+def _cache_hit_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    hits, total = cache_hit_ratio_queries(targets, args["service"], window=args["window"])
+    w = _window(targets, args["window"])
+    return [
+        Manual(
+            "promql",
+            f"{hits} / {total}",
+            f"the share of cache look-ups that hit over the last {w}: WARN under "
+            f"{percent(args['warn_below'])}, CRIT under {percent(args['crit_below'])}",
+        ),
+        Manual(
+            "promql",
+            total,
+            f"look-ups per second: fewer than {args['min_lookups']} in the {w} window are too few to judge",
+        ),
+    ]
+
+
+@by_hand(_cache_hit_ratio_by_hand)
 def check_cache_hit_ratio(
     targets: Targets,
     service: str | None = None,
@@ -672,14 +846,10 @@ def check_cache_hit_ratio(
     if lacking := _lacking(targets, name, "cache_requests"):
         return lacking
     w = _window(targets, window)
-    hit = hit_matcher(targets)
+    hits_query, total_query = cache_hit_ratio_queries(targets, service, window=window)
     try:
-        hits = scalar(
-            targets, f"sum(rate({series(targets, 'cache_requests', service, hit)}[{w}]))", client=client
-        )
-        total = scalar(
-            targets, f"sum(rate({series(targets, 'cache_requests', service)}[{w}]))", client=client
-        )
+        hits = scalar(targets, hits_query, client=client)
+        total = scalar(targets, total_query, client=client)
     except ProbeError as exc:
         return _cannot_ask(name, exc)
     if not total:

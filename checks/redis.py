@@ -6,7 +6,7 @@ server on a large keyspace. Every call has a socket timeout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from statistics import median
@@ -16,6 +16,7 @@ import redis as redis_py
 
 from checks._errors import ProbeError
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
+from checks.by_hand import Manual, by_hand, nothing_to_run, percent, redis_words
 from checks.targets import Targets
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "check_reachable",
     "check_ttls",
     "client",
+    "eviction_rate_query",
     "evictions_verdict",
     "hit_rate_verdict",
     "memory_verdict",
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 5.0
+# The INFO sections `cache_stats` reads, and how many keys each SCAN step of the TTL survey asks for.
+_STATS, _MEMORY, _KEYSPACE = "stats", "memory", "keyspace"
+_SCAN_COUNT = 200
 
 
 def client(target: Targets | str, *, timeout_s: float | None = None) -> redis_py.Redis:
@@ -100,9 +105,9 @@ class CacheStats:
 def cache_stats(target: Targets | str) -> CacheStats:
     """Hits, misses, evictions and memory since the server started (INFO)."""
     with _session(target) as conn:
-        stats: dict[str, Any] = conn.info("stats")
-        memory: dict[str, Any] = conn.info("memory")
-        keyspace: dict[str, Any] = conn.info("keyspace")
+        stats: dict[str, Any] = conn.info(_STATS)
+        memory: dict[str, Any] = conn.info(_MEMORY)
+        keyspace: dict[str, Any] = conn.info(_KEYSPACE)
     return CacheStats(
         hits=int(stats.get("keyspace_hits", 0)),
         misses=int(stats.get("keyspace_misses", 0)),
@@ -114,6 +119,11 @@ def cache_stats(target: Targets | str) -> CacheStats:
     )
 
 
+def _reachable_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    return [Manual("redis", redis_words("PING"), "PONG; an error or no answer: Redis is unreachable (CRIT)")]
+
+
+@by_hand(_reachable_by_hand)
 def check_reachable(target: Targets | str) -> CheckResult:
     """Does Redis answer PING? CRIT with the error when not."""
     try:
@@ -190,6 +200,15 @@ def evictions_verdict(stats: CacheStats, *, since: int) -> CheckResult:
     return CheckResult("cache-evictions", Status.OK, "no key evicted", evidence)
 
 
+def _memory_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        f"used_memory against maxmemory (0: no limit): WARN from {percent(args['warn_ratio'])}, CRIT from "
+        f"{percent(args['crit_ratio'])}; at the limit under maxmemory_policy noeviction, writes are refused"
+    )
+    return [Manual("redis", redis_words("INFO", _MEMORY), note)]
+
+
+@by_hand(_memory_by_hand)
 def check_memory(target: Targets | str, *, warn_ratio: float = 0.8, crit_ratio: float = 0.95) -> CheckResult:
     """Used memory against maxmemory: WARN from `warn_ratio`, CRIT from `crit_ratio`; OK with a
     note when no limit is set. At the limit under `noeviction`, Redis refuses writes."""
@@ -247,7 +266,7 @@ def ttl_survey(target: Targets | str, pattern: str, *, limit: int = 1000) -> Ttl
     without = 0
     with _session(target) as conn:
         keys = []
-        for key in conn.scan_iter(match=pattern, count=200):
+        for key in conn.scan_iter(match=pattern, count=_SCAN_COUNT):
             keys.append(key)
             if len(keys) >= limit:
                 break
@@ -276,6 +295,27 @@ def _ask_prometheus(name: str, targets: Targets, promql: str, client: Any) -> fl
         )
 
 
+def eviction_rate_query(targets: Targets, *, window: str | None = None) -> str:
+    """The PromQL of `check_eviction_rate`: keys evicted per second over the rate window."""
+    from checks import prometheus
+
+    w = window or targets.query.rate_window
+    return f"sum(rate({prometheus.series(targets, 'redis_evictions', None)}[{w}]))"
+
+
+def _eviction_rate_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    w = args["window"] or targets.query.rate_window
+    return [
+        Manual(
+            "promql",
+            eviction_rate_query(targets, window=args["window"]),
+            f"keys evicted per second over the last {w}: above 0 is CRIT, maxmemory is below the working set",
+        ),
+        Manual("redis", redis_words("INFO", _STATS), "evicted_keys: the count since Redis started"),
+    ]
+
+
+@by_hand(_eviction_rate_by_hand)
 def check_eviction_rate(targets: Targets, *, window: str | None = None, client: Any = None) -> CheckResult:
     """Keys Redis evicts per second over the rate window (its exporter, through Prometheus).
 
@@ -289,7 +329,7 @@ def check_eviction_rate(targets: Targets, *, window: str | None = None, client: 
         return lacking
     w = window or targets.query.rate_window
     evicted = prometheus.series(targets, "redis_evictions", None)
-    promql = f"sum(rate({evicted}[{w}]))"
+    promql = eviction_rate_query(targets, window=window)
     rate = _ask_prometheus(name, targets, promql, client)
     if isinstance(rate, CheckResult):
         return rate
@@ -314,13 +354,41 @@ def check_eviction_rate(targets: Targets, *, window: str | None = None, client: 
     return CheckResult("cache-eviction-rate", Status.OK, f"no key evicted over the last {w}", evidence)
 
 
+def _key_pattern(target: Targets | str, pattern: str | None) -> str | None:
+    """The pattern of `check_ttls`: the one given, else the environment's `cache_keys`."""
+    return pattern or (target.cache_keys if isinstance(target, Targets) else None)
+
+
+def _ttls_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    pattern = _key_pattern(targets, args["pattern"])
+    if pattern is None:
+        return nothing_to_run(
+            "no pattern of the service's cache keys is known (cache_keys in environments.yml)"
+        )
+    return [
+        Manual(
+            "redis",
+            redis_words("SCAN", "0", "MATCH", pattern, "COUNT", str(_SCAN_COUNT)),
+            "the keys of the cache, a page at a time (go on from the cursor it returns until 0): "
+            "none at all is CRIT, the cache is empty",
+        ),
+        Manual(
+            "redis",
+            redis_words("TTL", "<key>"),
+            f"for a few of those keys: seconds left (-1 no TTL); a median under {args['min_ttl_s']:g} s is "
+            "CRIT, entries expire before reuse",
+        ),
+    ]
+
+
+@by_hand(_ttls_by_hand)
 def check_ttls(
     target: Targets | str, pattern: str | None = None, *, min_ttl_s: float = 30.0, limit: int = 1000
 ) -> CheckResult:
     """TTLs of the cache keys matching `pattern` (the environment's `cache_keys` by default):
     CRIT when the cache is empty or keys expire within `min_ttl_s` (median), so that nothing
     lives long enough to be hit. Not applicable where no key pattern is known."""
-    pattern = pattern or (target.cache_keys if isinstance(target, Targets) else None)
+    pattern = _key_pattern(target, pattern)
     if pattern is None:
         return not_applicable(
             "cache-ttls",

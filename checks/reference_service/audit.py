@@ -10,21 +10,24 @@ revoked, so that containment does not destroy what the investigation needs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 from checks._errors import ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status, unobserved
+from checks.by_hand import Manual, by_hand, inline
 from checks.postgres import aggregate
-from checks.reference_service.usage_log import lacking_tables
+from checks.reference_service.usage_log import lacking_tables, tables_by_hand
 from checks.targets import Targets
 
 __all__ = [
     "check_cross_user_reads",
     "check_key_fanout",
     "check_new_addresses",
+    "cross_user_reads_query",
     "export_evidence",
     "key_fanout",
 ]
@@ -49,12 +52,7 @@ def _unreadable(name: str, exc: ProbeError) -> CheckResult:
     )
 
 
-def key_fanout(targets: Targets | str, *, since: timedelta, min_users: int) -> list[dict[str, Any]]:
-    """API keys whose requests in `since` touched at least `min_users` users, with their owner,
-    request count against the key's normal hourly rate (the seven days before), and addresses."""
-    return aggregate(
-        targets,
-        """
+_KEY_FANOUT: LiteralString = """
         WITH recent AS (
             SELECT api_key_id, count(*) AS requests, count(DISTINCT user_id) AS users,
                    array_agg(DISTINCT host(address)) AS addresses,
@@ -72,12 +70,27 @@ def key_fanout(targets: Targets | str, *, since: timedelta, min_users: int) -> l
                ) / (7 * 24.0) AS normal_per_hour
           FROM recent AS r JOIN api_keys AS k ON k.id = r.api_key_id
          ORDER BY r.users DESC, r.requests DESC
-        """,
-        since=since,
-        min_users=min_users,
+"""
+
+
+def key_fanout(targets: Targets | str, *, since: timedelta, min_users: int) -> list[dict[str, Any]]:
+    """API keys whose requests in `since` touched at least `min_users` users, with their owner,
+    request count against the key's normal hourly rate (the seven days before), and addresses."""
+    return aggregate(targets, _KEY_FANOUT, since=since, min_users=min_users)
+
+
+def _key_fanout_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = _window(targets, args["since"])
+    note = (
+        f"API keys that touched {args['min_users']} or more users' data in the last "
+        f"{since.total_seconds():g} s, with owner, addresses and the key's usual hourly rate: any row is CRIT"
     )
+    return [Manual("sql", inline(_KEY_FANOUT, {"since": since, "min_users": args["min_users"]}), note)]
 
 
+@by_hand(_key_fanout_by_hand)
 def check_key_fanout(targets: Targets, *, since: timedelta | None = None, min_users: int = 5) -> CheckResult:
     """CRIT when one API key touched `min_users` or more users' data in the window.
 
@@ -120,6 +133,30 @@ def check_key_fanout(targets: Targets, *, since: timedelta | None = None, min_us
     )
 
 
+_NEW_ADDRESSES: LiteralString = """
+    SELECT a.api_key_id AS key_id, host(a.address) AS address, count(*) AS requests
+      FROM audit_logs AS a
+     WHERE a.created_at > now() - %(since)s AND a.api_key_id IS NOT NULL AND a.address IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM audit_logs AS b
+            WHERE b.api_key_id = a.api_key_id AND b.address = a.address
+              AND b.created_at BETWEEN now() - interval '7 days' AND now() - interval '1 hour')
+     GROUP BY 1, 2 ORDER BY requests DESC LIMIT 20
+"""
+
+
+def _new_addresses_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = _window(targets, args["since"])
+    note = (
+        f"addresses a key used in the last {since.total_seconds():g} s that it never used in the seven "
+        "days before the last hour: any row is WARN (ask the key's owner)"
+    )
+    return [Manual("sql", inline(_NEW_ADDRESSES, {"since": since}), note)]
+
+
+@by_hand(_new_addresses_by_hand)
 def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> CheckResult:
     """Addresses an API key used in the window that it never used in the seven days before
     the last hour. WARN: a new office or a new server is normal; a new address on a key
@@ -128,20 +165,7 @@ def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> 
         return lacking
     window = _window(targets, since)
     try:
-        rows = aggregate(
-            targets,
-            """
-            SELECT a.api_key_id AS key_id, host(a.address) AS address, count(*) AS requests
-              FROM audit_logs AS a
-             WHERE a.created_at > now() - %(since)s AND a.api_key_id IS NOT NULL AND a.address IS NOT NULL
-               AND NOT EXISTS (
-                   SELECT 1 FROM audit_logs AS b
-                    WHERE b.api_key_id = a.api_key_id AND b.address = a.address
-                      AND b.created_at BETWEEN now() - interval '7 days' AND now() - interval '1 hour')
-             GROUP BY 1, 2 ORDER BY requests DESC LIMIT 20
-            """,
-            since=window,
-        )
+        rows = aggregate(targets, _NEW_ADDRESSES, since=window)
     except ProbeError as exc:
         return _unreadable("new-addresses", exc)
     if not rows:
@@ -156,6 +180,25 @@ def check_new_addresses(targets: Targets, *, since: timedelta | None = None) -> 
     )
 
 
+def cross_user_reads_query(targets: Targets, service: str | None = None, *, window: str | None = None) -> str:
+    """The PromQL of `check_cross_user_reads`: reads of another user's data per second, by key."""
+    from checks import prometheus
+
+    w = window or targets.query.rate_window
+    key = targets.signals["cross_user_reads"].label("key")
+    return f"sum by ({key}) (rate({prometheus.series(targets, 'cross_user_reads', service)}[{w}]))"
+
+
+def _cross_user_reads_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        f"reads of another user's data per second, by API key, over the last "
+        f"{args['window'] or targets.query.rate_window}: a key above {args['max_per_s']:g}/s is CRIT "
+        "(no sample: no key did)"
+    )
+    return [Manual("promql", cross_user_reads_query(targets, args["service"], window=args["window"]), note)]
+
+
+@by_hand(_cross_user_reads_by_hand)
 def check_cross_user_reads(
     targets: Targets,
     service: str | None = None,
@@ -173,7 +216,7 @@ def check_cross_user_reads(
         return lacking
     w = window or targets.query.rate_window
     key = targets.signals["cross_user_reads"].label("key")
-    promql = f"sum by ({key}) (rate({prometheus.series(targets, 'cross_user_reads', service)}[{w}]))"
+    promql = cross_user_reads_query(targets, service, window=window)
     try:
         samples = prometheus.query(targets, promql, client=client)
         # no series: no key read another user's data yet, or the service does not count it at all

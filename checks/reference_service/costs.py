@@ -16,14 +16,15 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 from checks._errors import CheckError, ConfigError, ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status
 from checks.actions import Action, Effect, Plan
+from checks.by_hand import Manual, by_hand, inline
 from checks.reference_service.admin import REFERENCE_ADMIN, admin_call, admin_state
-from checks.reference_service.usage_log import lacking_tables
+from checks.reference_service.usage_log import lacking_tables, tables_by_hand
 from checks.targets import Targets
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "check_expensive_skills",
     "check_usage_cost",
     "cost_per_call",
+    "cost_per_call_query",
     "expensive_skills",
     "lower_max_tokens",
 ]
@@ -41,6 +43,31 @@ def _ratio_summary(offenders: Mapping[str, float]) -> str:
     return ", ".join(f"{skill} at {ratio:.1f} times" for skill, ratio in offenders.items())
 
 
+def cost_per_call_query(targets: Targets, service: str | None = None, *, window: str | None = None) -> str:
+    """The PromQL of `check_cost_per_call`: per skill, the cost of one call over the rate window
+    against its baseline."""
+    from checks import prometheus
+
+    w = window or targets.query.rate_window
+    skill = targets.signals["llm_cost"].label("skill")
+    cost = prometheus.series(targets, "llm_cost", service)
+    calls = prometheus.series(targets, "llm_calls", service)
+    baseline = prometheus.series(targets, "llm_cost_baseline", service)
+    return (
+        f"sum by ({skill}) (rate({cost}[{w}])) / sum by ({skill}) (rate({calls}[{w}]))"
+        f" / on ({skill}) max by ({skill}) ({baseline})"
+    )
+
+
+def _cost_per_call_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    note = (
+        "per skill, what one call costs against its baseline (1: as usual; NaN: no call in the window): "
+        "the step's limit is a ratio such as 1.5, and a skill above it is CRIT"
+    )
+    return [Manual("promql", cost_per_call_query(targets, args["service"], window=args["window"]), note)]
+
+
+@by_hand(_cost_per_call_by_hand)
 def check_cost_per_call(
     targets: Targets,
     service: str | None = None,
@@ -60,13 +87,7 @@ def check_cost_per_call(
         return lacking
     w = window or targets.query.rate_window
     skill = targets.signals["llm_cost"].label("skill")
-    cost = prometheus.series(targets, "llm_cost", service)
-    calls = prometheus.series(targets, "llm_calls", service)
-    baseline = prometheus.series(targets, "llm_cost_baseline", service)
-    promql = (
-        f"sum by ({skill}) (rate({cost}[{w}])) / sum by ({skill}) (rate({calls}[{w}]))"
-        f" / on ({skill}) max by ({skill}) ({baseline})"
-    )
+    promql = cost_per_call_query(targets, service, window=window)
     try:
         samples = prometheus.query(targets, promql, client=client)
     except ProbeError as exc:
@@ -100,16 +121,7 @@ def check_cost_per_call(
     )
 
 
-def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
-    """Per skill, from the usage log: upstream calls, cost and tokens per call over `since`,
-    against the same for the rows older than an hour (the baseline), and cost per hour.
-
-    A skill with a baseline but no call over `since` has a row too, with 0 calls."""
-    from checks.postgres import aggregate
-
-    return aggregate(
-        targets,
-        """
+_COST_PER_CALL: LiteralString = """
         WITH calls AS (
             SELECT skill, cost_usd, tokens_input + tokens_output AS tokens, tokens_output,
                    created_at > now() - %(since)s AS recent
@@ -131,11 +143,36 @@ def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str,
          GROUP BY skill
          ORDER BY avg(cost_usd) FILTER (WHERE recent)
                   / nullif(avg(cost_usd) FILTER (WHERE NOT recent), 0) DESC NULLS LAST
-        """,
-        since=since,
+"""
+
+
+def cost_per_call(targets: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
+    """Per skill, from the usage log: upstream calls, cost and tokens per call over `since`,
+    against the same for the rows older than an hour (the baseline), and cost per hour.
+
+    A skill with a baseline but no call over `since` has a row too, with 0 calls."""
+    from checks.postgres import aggregate
+
+    return aggregate(targets, _COST_PER_CALL, since=since)
+
+
+def _usage_cost_since(targets: Targets, since: timedelta | None) -> timedelta:
+    """How far back `check_usage_cost` reads: `since`, else four rate windows."""
+    return since or parse_duration(targets.query.rate_window) * 4
+
+
+def _usage_cost_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = _usage_cost_since(targets, args["since"])
+    note = (
+        f"per skill, cost and tokens per call over the last {since.total_seconds():g} s against the rows "
+        "older than an hour: cost_per_call over baseline_cost_per_call above the step's limit is CRIT"
     )
+    return [Manual("sql", inline(_COST_PER_CALL, {"since": since}), note)]
 
 
+@by_hand(_usage_cost_by_hand)
 def check_usage_cost(
     targets: Targets,
     *,
@@ -159,7 +196,7 @@ def check_usage_cost(
     """
     if lacking := lacking_tables(targets, "usage-cost"):
         return lacking
-    since = since or parse_duration(targets.query.rate_window) * 4
+    since = _usage_cost_since(targets, since)
     try:
         rows = cost_per_call(targets, since=since)
     except ProbeError as exc:
@@ -286,24 +323,31 @@ def lower_max_tokens(targets: Targets, caps: Mapping[str, int]) -> LowerMaxToken
     return LowerMaxTokens(targets, dict(caps))
 
 
+_EXPENSIVE: LiteralString = """
+    SELECT skill, count(*) AS calls,
+           round(avg(tokens_input + tokens_output)) AS tokens_per_call,
+           round(sum(cost_usd)::numeric, 4) AS cost_usd
+      FROM usage_logs
+     WHERE created_at > now() - %(since)s
+     GROUP BY skill ORDER BY cost_usd DESC
+"""
+
+
 def expensive_skills(target: Targets | str, *, since: timedelta = timedelta(hours=1)) -> list[dict[str, Any]]:
     """Per skill: calls, tokens per call and cost, most expensive first."""
     from checks.postgres import aggregate  # psycopg loads only where the usage log is read
 
-    return aggregate(
-        target,
-        """
-        SELECT skill, count(*) AS calls,
-               round(avg(tokens_input + tokens_output)) AS tokens_per_call,
-               round(sum(cost_usd)::numeric, 4) AS cost_usd
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY skill ORDER BY cost_usd DESC
-        """,
-        since=since,
-    )
+    return aggregate(target, _EXPENSIVE, since=since)
 
 
+def _expensive_skills_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    note = f"calls, tokens per call and cost per skill over {args['since']}, the most expensive first"
+    return [Manual("sql", inline(_EXPENSIVE, {"since": args["since"]}), note)]
+
+
+@by_hand(_expensive_skills_by_hand)
 def check_expensive_skills(
     targets: Targets, *, since: timedelta = timedelta(hours=1), top: int = 5
 ) -> CheckResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from checks._errors import ActionFailed, CheckError, ConfigError, ProbeError
 from checks._result import CheckResult, Status, ladder
 from checks._wait import wait_until_ok
 from checks.actions import Action, Effect, Plan
+from checks.by_hand import Manual, by_hand, percent
 from checks.deploy import HealthCheck, gate_name
 from checks.reference_service.admin import REFERENCE_ADMIN, admin_call, admin_state
 from checks.targets import Targets
@@ -32,19 +33,62 @@ __all__ = [
     "check_rollout",
     "check_rollout_target",
     "rollout_percentage",
+    "rollout_percentage_query",
+    "rollout_queries",
     "staged_rollout",
 ]
 
 # --------------------------------------------------------------------------- the rollout flag
 
 
+def rollout_percentage_query(targets: Targets) -> str:
+    """The PromQL of `rollout_percentage`."""
+    return f"max(last_over_time({prometheus.series(targets, 'rollout_percentage', None)}[1h]))"
+
+
 def rollout_percentage(targets: Targets, *, client: httpx.Client | None = None) -> float | None:
     """The rollout flag as the service last reported it to Prometheus (within the last hour, so that
     a service that stopped answering scrapes still shows its last value); None when unknown."""
-    flag = prometheus.series(targets, "rollout_percentage", None)
-    return prometheus.scalar(targets, f"max(last_over_time({flag}[1h]))", client=client)
+    return prometheus.scalar(targets, rollout_percentage_query(targets), client=client)
 
 
+def rollout_queries(targets: Targets, skill: str, *, window: str | None = None) -> tuple[str, str, str]:
+    """The PromQL of `check_rollout` beside the flag: the candidate `skill`'s calls and its failed
+    calls over the window, and the other skills' error ratio."""
+    w = window or targets.query.rate_window
+    signal = targets.signals["skill_requests"]
+    by, outcome, error = signal.label("skill"), signal.label("outcome"), signal.value("error")
+    candidate = prometheus.series(targets, "skill_requests", None, f'{by}="{skill}"')
+    failing = prometheus.series(targets, "skill_requests", None, f'{by}="{skill}"', f'{outcome}="{error}"')
+    others = prometheus.series(targets, "skill_requests", None, f'{by}!="{skill}"')
+    others_failing = prometheus.series(
+        targets, "skill_requests", None, f'{by}!="{skill}"', f'{outcome}="{error}"'
+    )
+    return (
+        f"sum(increase({candidate}[{w}]))",
+        f"sum(increase({failing}[{w}]))",
+        f"sum(rate({others_failing}[{w}])) / sum(rate({others}[{w}]))",
+    )
+
+
+def _rollout_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    skill = args["skill"]
+    calls, failed, others = rollout_queries(targets, skill, window=args["window"])
+    w = args["window"] or targets.query.rate_window
+    flag = f"the rollout flag, in % of requests sent to the candidate {skill}: 0 sends it nothing"
+    share = (
+        f"the share of {skill}'s calls that failed over the last {w}: WARN from {percent(args['warn'])}, "
+        f"CRIT from {percent(args['crit'])}"
+    )
+    shared = "the other skills' error ratio: when it is as high, the cause is shared, not the rollout"
+    return [
+        Manual("promql", rollout_percentage_query(targets), flag),
+        Manual("promql", f"{failed} / {calls}", share),
+        Manual("promql", others, shared),
+    ]
+
+
+@by_hand(_rollout_by_hand)
 def check_rollout(
     targets: Targets,
     skill: str = "summarise-v2",
@@ -67,21 +111,12 @@ def check_rollout(
     if lacking := prometheus._lacking(targets, "rollout", "rollout_percentage", "skill_requests"):
         return lacking
     w = window or targets.query.rate_window
-    signal = targets.signals["skill_requests"]
-    by, outcome, error = signal.label("skill"), signal.label("outcome"), signal.value("error")
-    candidate = prometheus.series(targets, "skill_requests", None, f'{by}="{skill}"')
-    failing = prometheus.series(targets, "skill_requests", None, f'{by}="{skill}"', f'{outcome}="{error}"')
-    others = prometheus.series(targets, "skill_requests", None, f'{by}!="{skill}"')
-    others_failing = prometheus.series(
-        targets, "skill_requests", None, f'{by}!="{skill}"', f'{outcome}="{error}"'
-    )
+    calls_query, failed_query, others_query = rollout_queries(targets, skill, window=window)
     try:
         percentage = rollout_percentage(targets, client=client)
-        calls = prometheus.scalar(targets, f"sum(increase({candidate}[{w}]))", client=client)
-        failed = prometheus.scalar(targets, f"sum(increase({failing}[{w}]))", client=client)
-        others_ratio = prometheus.scalar(
-            targets, f"sum(rate({others_failing}[{w}])) / sum(rate({others}[{w}]))", client=client
-        )
+        calls = prometheus.scalar(targets, calls_query, client=client)
+        failed = prometheus.scalar(targets, failed_query, client=client)
+        others_ratio = prometheus.scalar(targets, others_query, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask(
             "rollout", exc, remedy="Read the flag from the admin API (GET /admin/state) instead."
@@ -128,6 +163,13 @@ def chance_of_failures(failed: int, calls: int, share: float) -> float:
     return sum(math.comb(calls, k) * share**k * (1 - share) ** (calls - k) for k in range(failed, calls + 1))
 
 
+def _rollout_target_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    target = f"{args['target']:g} %" if "target" in args else "its target"
+    note = f"the rollout flag in %: below {target} after a rollout is WARN (resume it in stages)"
+    return [Manual("promql", rollout_percentage_query(targets), note)]
+
+
+@by_hand(_rollout_target_by_hand)
 def check_rollout_target(
     targets: Targets, target: float, *, after_rollout: bool = True, client: httpx.Client | None = None
 ) -> CheckResult:

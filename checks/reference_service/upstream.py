@@ -22,12 +22,14 @@ from checks import http, prometheus
 from checks._errors import ConfigError, ProbeError
 from checks._policy import load_environments
 from checks._result import CheckResult, Status, ladder, not_applicable
+from checks.by_hand import Manual, Render, by_hand, manuals, nothing_to_run, percent
 from checks.targets import Targets, sandbox_state_path
 
 __all__ = [
     "STATUS_PAGE_PATH",
     "STATUS_PAGE_VARIABLE",
     "call_outcomes",
+    "call_outcomes_query",
     "check_circuit_breaker",
     "check_fallback_share",
     "check_latency_source",
@@ -36,7 +38,11 @@ __all__ = [
     "check_upstream_errors",
     "check_upstream_latency",
     "check_upstream_timeouts",
+    "circuit_breaker_queries",
+    "fallback_share_queries",
+    "latency_source_queries",
     "status_page_url",
+    "upstream_latency_query",
 ]
 
 #: Where a status page in the common format publishes its state, below its base URL.
@@ -66,6 +72,18 @@ def status_page_url(targets: Targets) -> str | None:
     return f"{str(base).rstrip('/')}{STATUS_PAGE_PATH}"
 
 
+def _status_page_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    url = args["url"] or status_page_url(targets)
+    if not url:
+        return nothing_to_run(
+            f"no status page of the upstream provider is known here: export {STATUS_PAGE_VARIABLE}, "
+            "or open the provider's status page in a browser"
+        )
+    note = "status.indicator: none OK, minor WARN, major or critical CRIT; components not operational"
+    return [Manual("http", url, note, timeout_s=args["timeout_s"])]
+
+
+@by_hand(_status_page_by_hand)
 def check_status_page(
     targets: Targets,
     *,
@@ -85,14 +103,20 @@ def check_status_page(
     return http.check_status_page(url, timeout_s=timeout_s, client=client)
 
 
+def call_outcomes_query(targets: Targets, *, window: str | None = None) -> str:
+    """The PromQL of `call_outcomes`: upstream calls per second by outcome."""
+    w = window or targets.query.rate_window
+    outcome = targets.signals["upstream_requests"].label("outcome")
+    return f"sum by ({outcome}) (rate({prometheus.series(targets, 'upstream_requests', None)}[{w}]))"
+
+
 def call_outcomes(
     targets: Targets, *, window: str | None = None, client: httpx.Client | None = None
 ) -> dict[str, float]:
     """Calls to the upstream per second over the window, by outcome (ok, error, timeout,
     rate_limited); `ProbeError` when Prometheus cannot answer."""
-    w = window or targets.query.rate_window
     outcome = targets.signals["upstream_requests"].label("outcome")
-    promql = f"sum by ({outcome}) (rate({prometheus.series(targets, 'upstream_requests', None)}[{w}]))"
+    promql = call_outcomes_query(targets, window=window)
     return {
         s.labels.get(outcome, "?"): s.value
         for s in prometheus.query(targets, promql, client=client)
@@ -135,6 +159,22 @@ def _share(
     )
 
 
+def _share_by_hand(outcomes: tuple[str, ...], what: str) -> Render:
+    """The by-hand render of a check that judges the share of upstream calls with `outcomes`."""
+
+    def render(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+        w = args["window"] or targets.query.rate_window
+        note = (
+            f"upstream calls per second by outcome over the last {w}: the share that {what} "
+            f"({' or '.join(outcomes)}) of them all is WARN from {percent(args['warn'])}, CRIT from "
+            f"{percent(args['crit'])}"
+        )
+        return [Manual("promql", call_outcomes_query(targets, window=args["window"]), note)]
+
+    return render
+
+
+@by_hand(_share_by_hand(_FAILED, "failed"))
 def check_upstream_errors(
     targets: Targets,
     *,
@@ -153,6 +193,7 @@ def check_upstream_errors(
     )  # fmt: skip
 
 
+@by_hand(_share_by_hand(("rate_limited",), "were rate-limited (429)"))
 def check_rate_limited(
     targets: Targets,
     *,
@@ -169,6 +210,7 @@ def check_rate_limited(
     )  # fmt: skip
 
 
+@by_hand(_share_by_hand(("timeout",), "timed out"))
 def check_upstream_timeouts(
     targets: Targets,
     *,
@@ -185,6 +227,31 @@ def check_upstream_timeouts(
     )  # fmt: skip
 
 
+def circuit_breaker_queries(targets: Targets) -> tuple[str, str]:
+    """The PromQL of `check_circuit_breaker`: the breaker's highest state over the rate window,
+    and whether an operator holds it open."""
+    w = targets.query.rate_window
+    state = prometheus.series(targets, "circuit_breaker_state", None)
+    return (
+        f"max(max_over_time({state}[{w}]))",
+        f"max({prometheus.series(targets, 'circuit_breaker_forced', None)})",
+    )
+
+
+def _circuit_breaker_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    state, forced = circuit_breaker_queries(targets)
+    return [
+        Manual(
+            "promql",
+            state,
+            f"the breaker's highest state over the last {targets.query.rate_window}: 0 closed (OK), "
+            "0.5 half-open (WARN), 1 open (CRIT: consecutive calls failed)",
+        ),
+        Manual("promql", forced, "1 while an operator holds it open on purpose (WARN: the fallback answers)"),
+    ]
+
+
+@by_hand(_circuit_breaker_by_hand)
 def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = None) -> CheckResult:
     """The upstream circuit over the window: CRIT when it opened on its own (calls fail), WARN when
     half-open or held open by an operator (the fallback answers on purpose), OK when closed."""
@@ -194,11 +261,10 @@ def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = Non
     ):
         return lacking
     state_series = prometheus.series(targets, "circuit_breaker_state", None)
+    state_query, forced_query = circuit_breaker_queries(targets)
     try:
-        state = prometheus.scalar(targets, f"max(max_over_time({state_series}[{w}]))", client=client)
-        forced = prometheus.scalar(
-            targets, f"max({prometheus.series(targets, 'circuit_breaker_forced', None)})", client=client
-        )
+        state = prometheus.scalar(targets, state_query, client=client)
+        forced = prometheus.scalar(targets, forced_query, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask("circuit-breaker", exc)
     evidence = {"state": state, "forced": bool(forced), "window": w}
@@ -229,6 +295,29 @@ def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = Non
     return CheckResult("circuit-breaker", Status.OK, "closed: calls go to the provider", evidence)
 
 
+def fallback_share_queries(targets: Targets, *, window: str | None = None) -> tuple[str, str]:
+    """The PromQL of `check_fallback_share`: fallback answers per second, and analyses per second."""
+    w = window or targets.query.rate_window
+    return (
+        f"sum(rate({prometheus.series(targets, 'fallback_responses', None)}[{w}]))",
+        f"sum(rate({prometheus.series(targets, 'skill_requests', None)}[{w}]))",
+    )
+
+
+def _fallback_share_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    fallbacks, total = fallback_share_queries(targets, window=args["window"])
+    return [
+        Manual(
+            "promql",
+            f"{fallbacks} / {total}",
+            f"the share of analyses answered by the degraded fallback over the last "
+            f"{args['window'] or targets.query.rate_window}: WARN from {percent(args['warn'])}, CRIT from "
+            f"{percent(args['crit'])}",
+        )
+    ]
+
+
+@by_hand(_fallback_share_by_hand)
 def check_fallback_share(
     targets: Targets,
     *,
@@ -241,15 +330,10 @@ def check_fallback_share(
     w = window or targets.query.rate_window
     if lacking := prometheus._lacking(targets, "fallback-share", "fallback_responses", "skill_requests"):
         return lacking
+    fallbacks_query, total_query = fallback_share_queries(targets, window=window)
     try:
-        fallbacks = prometheus.scalar(
-            targets,
-            f"sum(rate({prometheus.series(targets, 'fallback_responses', None)}[{w}]))",
-            client=client,
-        )
-        total = prometheus.scalar(
-            targets, f"sum(rate({prometheus.series(targets, 'skill_requests', None)}[{w}]))", client=client
-        )
+        fallbacks = prometheus.scalar(targets, fallbacks_query, client=client)
+        total = prometheus.scalar(targets, total_query, client=client)
     except ProbeError as exc:
         return prometheus._cannot_ask("fallback-share", exc)
     if not total:
@@ -268,6 +352,26 @@ def check_fallback_share(
     )
 
 
+def upstream_latency_query(targets: Targets, *, quantile: float, window: str | None = None) -> str:
+    """The PromQL of `check_upstream_latency`: the `quantile` of upstream call duration."""
+    w = window or targets.query.rate_window
+    buckets = prometheus.series(targets, "upstream_duration", None)
+    return f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))"
+
+
+def _upstream_latency_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    quantile = args["quantile"]
+    return [
+        Manual(
+            "promql",
+            upstream_latency_query(targets, quantile=quantile, window=args["window"]),
+            f"p{quantile * 100:g} of upstream calls in seconds (no sample: no call): WARN from "
+            f"{args['warn_s']:g} s, CRIT from {args['crit_s']:g} s",
+        )
+    ]
+
+
+@by_hand(_upstream_latency_by_hand)
 def check_upstream_latency(
     targets: Targets,
     *,
@@ -282,8 +386,7 @@ def check_upstream_latency(
     w = window or targets.query.rate_window
     if lacking := prometheus._lacking(targets, "upstream-latency", "upstream_duration"):
         return lacking
-    buckets = prometheus.series(targets, "upstream_duration", None)
-    promql = f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{w}])))"
+    promql = upstream_latency_query(targets, quantile=quantile, window=window)
     try:
         seconds = prometheus.scalar(targets, promql, client=client)
     except ProbeError as exc:
@@ -302,6 +405,42 @@ def check_upstream_latency(
     )
 
 
+def latency_source_queries(
+    targets: Targets, *, quantile: float, window: str | None = None
+) -> tuple[str, str]:
+    """The PromQL of `check_latency_source`: the `quantile` of the service's /api requests, and
+    of its upstream calls."""
+    w = window or targets.query.rate_window
+    on_api = f'{targets.signals["request_duration"].label("route")}=~"/api/.*"'
+    api = (
+        f"histogram_quantile({quantile:g}, sum by (le) "
+        f"(rate({prometheus.series(targets, 'request_duration', None, on_api)}[{w}])))"
+    )
+    return api, upstream_latency_query(targets, quantile=quantile, window=window)
+
+
+def _latency_source_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if targets.signals.lacking("upstream_duration"):  # as the check: the service's own quantile
+        own = {k: args[k] for k in ("quantile", "warn_s", "crit_s", "window")}
+        return manuals(prometheus.check_latency_quantile, targets, own) or []
+    label = f"p{args['quantile'] * 100:g}"
+    api, provider = latency_source_queries(targets, quantile=args["quantile"], window=args["window"])
+    return [
+        Manual(
+            "promql",
+            api,
+            f"{label} of /api requests in seconds: under {args['warn_s']:g} s it is not slow",
+        ),
+        Manual(
+            "promql",
+            provider,
+            f"{label} of upstream calls: half of the above or more, the provider is the slow part (WARN); "
+            f"less, the time is spent in the service (CRIT from {args['crit_s']:g} s)",
+        ),
+    ]
+
+
+@by_hand(_latency_source_by_hand)
 def check_latency_source(
     targets: Targets,
     *,
@@ -329,15 +468,7 @@ def check_latency_source(
             summary=f"{result.summary}; no upstream call is timed here: the time is spent in the service",
             remedy=_IN_THE_SERVICE,
         )
-    on_api = f'{targets.signals["request_duration"].label("route")}=~"/api/.*"'
-    api = (
-        f"histogram_quantile({quantile:g}, sum by (le) "
-        f"(rate({prometheus.series(targets, 'request_duration', None, on_api)}[{w}])))"
-    )
-    provider = (
-        f"histogram_quantile({quantile:g}, sum by (le) "
-        f"(rate({prometheus.series(targets, 'upstream_duration', None)}[{w}])))"
-    )
+    api, provider = latency_source_queries(targets, quantile=quantile, window=window)
     try:
         api_s = prometheus.scalar(targets, api, client=client)
         upstream_s = prometheus.scalar(targets, provider, client=client)

@@ -7,14 +7,15 @@ environment's rate window, so that the log and the counters speak of the same se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 from checks._errors import ProbeError
 from checks._policy import parse_duration
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
+from checks.by_hand import Manual, by_hand, inline, nothing_to_run, percent
 from checks.postgres import aggregate
 from checks.reference_service.flags import SHARED_CAUSE_CHANCE, chance_of_failures
 from checks.targets import REFERENCE_TABLES, Targets
@@ -27,6 +28,8 @@ __all__ = [
     "outcomes_by_skill",
     "outcomes_by_type",
     "slow_skills",
+    "slow_skills_sql",
+    "tables_by_hand",
     "usage_window",
 ]
 
@@ -38,6 +41,13 @@ def lacking_tables(targets: Targets | str, name: str) -> CheckResult | None:
     return None if missing is None else not_applicable(name, missing, requires=[REFERENCE_TABLES])
 
 
+def tables_by_hand(targets: Targets) -> list[Manual] | None:
+    """The by-hand equivalent of a check of the reference tables where the environment has none
+    (a note saying so); None where it has them."""
+    missing = targets.lacks(REFERENCE_TABLES)
+    return None if missing is None else nothing_to_run(f"not applicable in {targets.environment}: {missing}")
+
+
 def usage_window(targets: Targets) -> timedelta:
     """How far back the usage log is read: the environment's rate window (15 s in the sandbox)."""
     return parse_duration(targets.query.rate_window)
@@ -46,35 +56,31 @@ def usage_window(targets: Targets) -> timedelta:
 # --------------------------------------------------------------------------- the usage log
 
 
+_BY_TYPE: LiteralString = """
+    SELECT CASE WHEN success THEN 'ok' ELSE coalesce(error_type, 'unknown') END AS outcome,
+           count(*) AS calls
+      FROM usage_logs
+     WHERE created_at > now() - %(since)s
+     GROUP BY 1
+"""
+_BY_SKILL: LiteralString = """
+    SELECT skill, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS errors,
+           mode() WITHIN GROUP (ORDER BY error_type) FILTER (WHERE NOT success) AS error_type
+      FROM usage_logs
+     WHERE created_at > now() - %(since)s
+     GROUP BY skill ORDER BY errors DESC, skill
+"""
+
+
 def outcomes_by_type(target: Targets | str, *, since: timedelta) -> dict[str, int]:
     """Calls in the usage log since `since` by outcome: "ok" or the error type."""
-    rows = aggregate(
-        target,
-        """
-        SELECT CASE WHEN success THEN 'ok' ELSE coalesce(error_type, 'unknown') END AS outcome,
-               count(*) AS calls
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY 1
-        """,
-        since=since,
-    )
+    rows = aggregate(target, _BY_TYPE, since=since)
     return {str(row["outcome"]): int(row["calls"]) for row in rows}
 
 
 def outcomes_by_skill(target: Targets | str, *, since: timedelta) -> list[dict[str, Any]]:
     """Per skill in the usage log since `since`: calls, failures and their most common type."""
-    rows = aggregate(
-        target,
-        """
-        SELECT skill, count(*) AS calls, count(*) FILTER (WHERE NOT success) AS errors,
-               mode() WITHIN GROUP (ORDER BY error_type) FILTER (WHERE NOT success) AS error_type
-          FROM usage_logs
-         WHERE created_at > now() - %(since)s
-         GROUP BY skill ORDER BY errors DESC, skill
-        """,
-        since=since,
-    )
+    rows = aggregate(target, _BY_SKILL, since=since)
     return [
         {
             "skill": r["skill"],
@@ -95,6 +101,20 @@ def _usage_unreadable(name: str, exc: ProbeError) -> CheckResult:
     )
 
 
+def _errors_by_type_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = args["since"] or usage_window(targets)
+    types = args["types"]
+    counted = f"calls that failed with {' or '.join(types)}" if types else "calls that failed"
+    note = (
+        f"calls in the usage log by outcome over the last {since.total_seconds():g} s: the share of "
+        f"{counted} is WARN from {percent(args['warn'])}, CRIT from {percent(args['crit'])}"
+    )
+    return [Manual("sql", inline(_BY_TYPE, {"since": since}), note)]
+
+
+@by_hand(_errors_by_type_by_hand)
 def check_errors_by_type(
     targets: Targets,
     *,
@@ -143,6 +163,19 @@ _REMEDIES = {
 }
 
 
+def _failing_skill_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = args["since"] or usage_window(targets)
+    note = (
+        f"calls and failures per skill over the last {since.total_seconds():g} s: one skill failing "
+        f"{percent(args['crit'])} of {args['min_calls']} calls or more while the others answer is CRIT; "
+        "every skill failing alike is a shared cause"
+    )
+    return [Manual("sql", inline(_BY_SKILL, {"since": since}), note)]
+
+
+@by_hand(_failing_skill_by_hand)
 def check_failing_skill(
     targets: Targets,
     *,
@@ -201,6 +234,18 @@ def check_failing_skill(
     )
 
 
+def _slow_skill_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manual]:
+    if lacking := tables_by_hand(targets):
+        return lacking
+    since = args["since"] or usage_window(targets)
+    note = (
+        f"duration per skill over the last {since.total_seconds():g} s, the slowest first: an average "
+        f"from {args['crit_ms']:g} ms and twice the others' median is CRIT"
+    )
+    return [Manual("sql", inline(*slow_skills_sql(since)), note)]
+
+
+@by_hand(_slow_skill_by_hand)
 def check_slow_skill(
     targets: Targets,
     *,
@@ -247,13 +292,9 @@ def check_slow_skill(
     )
 
 
-def slow_skills(
-    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_avg_ms: float = 0.0
-) -> list[dict[str, Any]]:
-    """Per skill: average, 95th percentile and maximum duration, slowest first."""
-    return aggregate(
-        target,
-        """
+def slow_skills_sql(since: timedelta, min_avg_ms: float = 0.0) -> tuple[LiteralString, dict[str, Any]]:
+    """The statement of `slow_skills`, and its parameters."""
+    sql: LiteralString = """
         SELECT skill, count(*) AS calls, round(avg(duration_ms)) AS avg_ms,
                round(percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::numeric) AS p95_ms,
                max(duration_ms) AS max_ms
@@ -261,10 +302,17 @@ def slow_skills(
          WHERE created_at > now() - %(since)s
          GROUP BY skill HAVING avg(duration_ms) >= %(min_avg_ms)s
          ORDER BY avg_ms DESC
-        """,
-        since=since,
-        min_avg_ms=min_avg_ms,
-    )
+    """
+    return sql, {"since": since, "min_avg_ms": min_avg_ms}
+
+
+def slow_skills(
+    target: Targets | str, *, since: timedelta = timedelta(hours=1), min_avg_ms: float | None = None
+) -> list[dict[str, Any]]:
+    """Per skill: average, 95th percentile and maximum duration, slowest first (every skill, or
+    those that average `min_avg_ms` or more)."""
+    sql, params = slow_skills_sql(since) if min_avg_ms is None else slow_skills_sql(since, min_avg_ms)
+    return aggregate(target, sql, **params)
 
 
 def most_used_skills(
