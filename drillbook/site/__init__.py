@@ -50,9 +50,10 @@ from material.plugins.search.plugin import SearchIndex
 from mkdocs.plugins import event_priority
 from mkdocs.utils import get_relative_url
 
-from checks import load_environments
+from checks import ConfigError, Targets, load_environments
 
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
+from ._by_hand import BY_HAND_TITLE
 from ._common import TODAY_VARIABLE, SiteError, SitePaths, today
 from ._expand import expand_calls, protect_alert_templates
 from ._policy import (
@@ -103,6 +104,7 @@ from ._templates import (
 )
 
 __all__ = [
+    "BY_HAND_TITLE",
     "DEFAULT_ALERT_RULES",
     "INDEX_FILE",
     "OUTPUT_TITLE",
@@ -201,6 +203,18 @@ def _alert_rule_files(paths: SitePaths, conf: Mapping[str, Any]) -> list[Path]:
     return [paths.root / str(name) for name in files]
 
 
+def by_hand_targets(paths: SitePaths, conf: Mapping[str, Any]) -> Targets:
+    """The environment whose names and endpoints the steps' by-hand folds show: mkdocs.yml's
+    `extra.drillbook.by_hand_environment`, else the one an incident happens in (production, in
+    the reference policy). Read from the policy alone: no secret, no running sandbox."""
+    environments = paths.policy_file("environments.yml")
+    name = _settings(conf).get("by_hand_environment") or incident_environment(load_environments(environments))
+    try:
+        return Targets.from_env(str(name), environments=environments, declared_only=True)
+    except ConfigError as exc:
+        raise SiteError(f"mkdocs.yml extra.drillbook.by_hand_environment: {exc}") from exc
+
+
 def _offline(conf: Mapping[str, Any], paths: SitePaths) -> None:
     """The offline bundle loads iframe-worker (search from file://) from this site, never a CDN."""
     if os.environ.get(OFFLINE_VARIABLE, "").lower() not in ("1", "true", "yes"):
@@ -292,6 +306,8 @@ def define_env(env: MacrosEnv) -> None:
         links = link_alerts(rules, str(env.conf.get("site_url") or ""), titles)
         return render_alerts_table(links, link_from=src_path(), titles=titles)
 
+    manual_targets: list[Targets] = []
+    """The by-hand environment's targets, read once per build at the first runbook page."""
     pages_with_badge: set[tuple[str, str]] = set()
     next_step: dict[str, int] = {}
     """The number the next step of each page gets: steps are numbered once across a page."""
@@ -313,6 +329,8 @@ def define_env(env: MacrosEnv) -> None:
         if badge:  # the page's first steps
             next_step[src_path()] = 1
         first = next_step.get(src_path(), 1)
+        if not manual_targets:
+            manual_targets.append(by_hand_targets(paths, env.conf))
         markdown = render_runbook_steps(
             notebook,
             paths.executed / f"{slug}.ipynb",
@@ -321,6 +339,7 @@ def define_env(env: MacrosEnv) -> None:
             drills=drills,
             first_step=first,
             evidence=evidence,
+            by_hand=manual_targets[0],
         )
         next_step[src_path()] = first + len(tagged_cells(notebook, tag))
         return markdown

@@ -16,10 +16,11 @@ from typing import Any
 
 import nbformat
 
-from checks import ConfigError, SeverityPolicy
+from checks import ConfigError, SeverityPolicy, Targets
 from checks.redact import redacted
 from drillbook.notebooks import read_notebook
 
+from ._by_hand import BY_HAND_TAGS, check_calls, notebook_names, render_by_hand
 from ._common import SiteError, SitePaths, escape, fence, front_matter, table
 
 OUTPUT_TITLE = "Output of the last verified run"
@@ -664,6 +665,7 @@ def render_runbook_steps(
     drills: Sequence[DrillResult] = (),
     first_step: int = 1,
     evidence: Sequence[DrillEvidence] = (),
+    by_hand: Targets | None = None,
 ) -> str:
     """The code cells of a Jupytext notebook tagged `tag`, as explained steps with their outputs.
 
@@ -672,9 +674,17 @@ def render_runbook_steps(
     verdict, with the runbook's `drills`, above the steps (a page shows it once).
     Steps are numbered from `first_step`, so that a page that shows several tags
     numbers its steps once, from top to bottom. Under the badge, `evidence` shows what
-    each drill of the runbook recorded.
+    each drill of the runbook recorded. With `by_hand`, each diagnosis and verification
+    step that calls checks gets a fold with what a human runs by hand to see the same,
+    for that environment (_by_hand.py).
     """
     cells = tagged_cells(notebook_path, tag)
+    names = None
+    if by_hand is not None and tag in BY_HAND_TAGS:
+        notebook = _read_notebook(notebook_path, notebook_path.stat().st_mtime_ns)
+        code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        parameters = next((cell.source for cell in code_cells if "parameters" in _tags(cell)), "")
+        names = notebook_names([cell.source for cell in code_cells], parameters)
 
     recorded: dict[str, list[Any]] | None = None
     verification: Verification | None = None
@@ -693,6 +703,10 @@ def render_runbook_steps(
             blocks.append(explanation)
         if code:
             blocks.append(fence(code, "python"))
+        if names is not None and by_hand is not None and code:
+            where = f"{notebook_path}, step {number}"
+            if fold := render_by_hand(check_calls(code, names), by_hand, where=where):
+                blocks.append(fold)
         if recorded is None:
             continue
         runs = recorded.get(cell.source.strip())

@@ -24,8 +24,10 @@ import nbformat
 import pytest
 import yaml
 
-from checks import format_duration, load_severity
+from checks import Targets, format_duration, load_severity, postgres, prometheus
+from checks.by_hand import manuals, shell
 from drillbook.site import (
+    BY_HAND_TITLE,
     OUTPUT_TITLE,
     PLACEHOLDER,
     AlertRule,
@@ -713,3 +715,63 @@ def test_the_templates_page_is_in_the_navigation_under_its_own_name(site: Path) 
         r'<a href="templates/" class="md-nav__link ?"> <span class="md-ellipsis"> Templates </span>', page
     )
     assert not re.search(r'<a href="templates/"[^>]*> <span class="md-ellipsis"> During an incident', page)
+
+
+# --------------------------------------------------------------------------- by hand, beside each step
+
+
+def by_hand_folds(page: Path) -> list[dict[str, list[str]]]:
+    """The by-hand folds of a built page: each as its code blocks by language."""
+    text = page.read_text(encoding="utf-8")
+    folds = re.findall(
+        rf'<details class="example">\s*<summary>{re.escape(BY_HAND_TITLE)}</summary>(.*?)</details>',
+        text,
+        re.S,
+    )
+    found = []
+    for fold in folds:
+        blocks: dict[str, list[str]] = {}
+        for language, code in re.findall(r'<code class="language-(\w+)">(.*?)</code>', fold, re.S):
+            blocks.setdefault(language, []).append(html.unescape(code))
+        found.append(blocks)
+    return found
+
+
+def test_a_database_step_shows_the_sql_of_its_check_to_run_by_hand(site: Path) -> None:
+    production = Targets.from_env("production", declared_only=True)
+    holders, limits = manuals(postgres.check_connections, production) or []
+    folds = by_hand_folds(site / "runbooks" / "database-connections" / "index.html")
+    assert any(holders.text in fold.get("sql", ()) for fold in folds), "no fold shows check_connections' SQL"
+    assert any(shell(production, limits) in fold.get("sh", ()) for fold in folds)
+    assert 'PGPASSWORD="$DRILLBOOK_PRODUCTION_PGPASSWORD" psql' in shell(production, limits)
+
+
+def test_an_error_rate_step_shows_its_promql_to_run_by_hand(site: Path) -> None:
+    production = Targets.from_env("production", declared_only=True)
+    (ratio,) = manuals(prometheus.check_route_error_ratio, production) or []
+    folds = by_hand_folds(site / "runbooks" / "high-error-rate" / "index.html")
+    assert any(ratio.text in fold.get("promql", ()) for fold in folds), (
+        "no fold shows the error ratio's PromQL"
+    )
+    assert "https://prometheus.example.internal/api/v1/query" in shell(production, ratio)
+    steps = parse(site / "runbooks" / "high-error-rate" / "index.html")
+    assert not any("By hand" in code for code in steps.code), (
+        "the fold is prose and code, not inside the code"
+    )
+
+
+def test_the_by_hand_environment_is_the_one_mkdocs_yml_names(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    project = copy_project(tmp_path_factory.mktemp("project-by-hand"))
+    config = project / "mkdocs.yml"
+    text = config.read_text(encoding="utf-8")
+    assert "  drillbook:\n" in text
+    config.write_text(
+        text.replace("  drillbook:\n", "  drillbook:\n    by_hand_environment: staging\n"), "utf-8"
+    )
+    site_dir = tmp_path_factory.mktemp("site-by-hand")
+    page = built(mkdocs_build(project, site_dir), site_dir) / "runbooks" / "database-down" / "index.html"
+    sh = [line for fold in by_hand_folds(page) for line in fold.get("sh", ())]
+    assert any("db.staging.example.internal" in line for line in sh), sh
+    assert not any("db.example.internal" in line for line in sh)

@@ -229,8 +229,11 @@
     new MutationObserver(draw).observe(document.body, { attributes: true, attributeFilter: ["data-md-color-scheme"] });
   }
 
-  /* ------------------------------------------------------------------ code colours */
-  var blocks = document.querySelectorAll('pre > code[class*="language-"]:not(.language-text)');
+  /* ------------------------------------------------------------------ code colours
+   highlight.js knows no PromQL: those blocks stay plain, as text does. */
+  var blocks = document.querySelectorAll(
+    'pre > code[class*="language-"]:not(.language-text):not(.language-promql)'
+  );
   if (blocks.length) {
     var colour = document.createElement("script");
     colour.src = assets + "vendor/highlight.min.js";
