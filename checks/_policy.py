@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import yaml
@@ -115,12 +115,50 @@ def _line_of(node: yaml.Node | None, keys: Sequence[str | int]) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Triggers:
-    """Quantitative thresholds: any one of them met makes an incident at least this severe."""
+class Measure:
+    """A number checks report that severity triggers read (policy/severity.yml `measures`)."""
 
-    availability_below: float | None = None
-    error_ratio_above: float | None = None
-    p95_latency_seconds_above: float | None = None
+    name: str
+    worse: Literal["above", "below"]
+    unit: Literal["ratio", "seconds", "times"]
+    description: str
+
+    @property
+    def key(self) -> str:
+        """The name of this measure's triggers: `error_ratio_above`."""
+        return f"{self.name}_{self.worse}"
+
+    def met(self, value: float, threshold: float) -> bool:
+        """Whether `value` is past `threshold` on the bad side."""
+        return value > threshold if self.worse == "above" else value < threshold
+
+    def worst(self, values: Iterable[float]) -> float:
+        """The worst of several readings."""
+        return max(values) if self.worse == "above" else min(values)
+
+    def format(self, value: float) -> str:
+        """`value` in its unit, as prose: `10 %`, `7 s`, `1.5 times`."""
+        if self.unit == "ratio":
+            return f"{value * 100:g} %"
+        if self.unit == "seconds":
+            return f"{value:g} s"
+        return f"{value:g} times"
+
+
+@dataclass(frozen=True, slots=True)
+class Triggers:
+    """What makes an incident at least this severe: a measure past its threshold (`thresholds`,
+    measure name to number, in policy order), or one of `conditions` reported by a check."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict, hash=False)
+    conditions: frozenset[str] = frozenset()
+
+    def threshold(self, measure: str) -> float:
+        """This level's threshold of `measure`; a ConfigError when the level has none."""
+        if measure not in self.thresholds:
+            known = ", ".join(self.thresholds) or "none"
+            raise ConfigError(f"this level has no {measure} trigger (its measured triggers: {known})")
+        return self.thresholds[measure]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +202,10 @@ class SeverityPolicy:
     source: Path
     after_the_incident: tuple[tuple[str, timedelta], ...] = ()
     decisions: tuple[Decision, ...] = ()
+    measures: Mapping[str, Measure] = field(default_factory=dict, hash=False)
+    conditions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    # The level by the worst status when a check is not OK and no trigger is met: CRIT, WARN.
+    otherwise: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def due(self, step: str) -> timedelta:
         """When the follow-up `step` (`report_within`, ...) is due after the resolution."""
@@ -229,7 +271,15 @@ def load_severity(path: Path | None = None) -> SeverityPolicy:
 @cache
 def _load_severity(path: Path, _version: int) -> SeverityPolicy:
     data = load_document(path)
-    levels = tuple(_level(entry) for entry in data["levels"])
+    measures = {
+        name: Measure(name, spec["worse"], spec["unit"], spec["description"])
+        for name, spec in data["measures"].items()
+    }
+    conditions = dict(data.get("conditions", {}))
+    levels = tuple(
+        _level(entry, f"{path}: levels[{index}]", measures, conditions)
+        for index, entry in enumerate(data["levels"])
+    )
     seen: dict[str, str] = {}
     for index, level in enumerate(levels):
         for name in (level.id, *level.aliases):
@@ -239,24 +289,91 @@ def _load_severity(path: Path, _version: int) -> SeverityPolicy:
                     "every level id and alias must be unique"
                 )
             seen[name] = level.id
+    otherwise = dict(data.get("otherwise", {}))
+    for status, name in otherwise.items():
+        if name not in seen:
+            raise ConfigError(
+                f"{path}: otherwise.{status}: {name!r} is no level; the levels are {', '.join(seen)}"
+            )
+        otherwise[status] = seen[name]
     after = tuple((key, parse_duration(value)) for key, value in data.get("after_the_incident", {}).items())
     decisions = tuple(Decision(**entry) for entry in data.get("decisions", ()))
-    return SeverityPolicy(levels=levels, source=path, after_the_incident=after, decisions=decisions)
+    return SeverityPolicy(
+        levels=levels,
+        source=path,
+        after_the_incident=after,
+        decisions=decisions,
+        measures=measures,
+        conditions=conditions,
+        otherwise=otherwise,
+    )
 
 
-def _level(entry: Mapping[str, Any]) -> Level:
+def _triggers(
+    entry: Mapping[str, Any], where: str, measures: Mapping[str, Measure], conditions: Mapping[str, str]
+) -> Triggers:
+    """A level's triggers, each naming a declared measure on its bad side or a declared condition."""
+    by_key = {m.key: m for m in measures.values()}
+    thresholds: dict[str, float] = {}
+    for key, value in entry.items():
+        if key == "conditions":
+            continue
+        measure = by_key.get(key)
+        if measure is None:
+            name = key.rsplit("_", 1)[0]
+            if name in measures:
+                hint = f"{name} is worse {measures[name].worse}: write {measures[name].key}"
+            else:
+                hint = f"declare {name} under measures, or use one of: {', '.join(by_key)}"
+            raise ConfigError(f"{where}.triggers.{key}: no such trigger; {hint}")
+        thresholds[measure.name] = float(value)
+    named = entry.get("conditions", ())
+    for condition in named:
+        if condition not in conditions:
+            raise ConfigError(
+                f"{where}.triggers.conditions: {condition!r} is not declared under conditions "
+                f"(declared: {', '.join(conditions) or 'none'})"
+            )
+    return Triggers(thresholds, frozenset(named))
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def _quoting_triggers(text: str, where: str, triggers: Triggers, measures: Mapping[str, Measure]) -> str:
+    """`text` with each `{<measure>_above}` or `{<measure>_below}` replaced by this level's
+    threshold in its unit: prose that quotes a trigger instead of writing its number again."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match[1]
+        for measure in measures.values():
+            if measure.key == key and measure.name in triggers.thresholds:
+                return measure.format(triggers.thresholds[measure.name])
+        known = ", ".join(f"{{{measures[name].key}}}" for name in triggers.thresholds)
+        raise ConfigError(f"{where}: {{{key}}} is no trigger of this level; it has {known}")
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def _level(
+    entry: Mapping[str, Any], where: str, measures: Mapping[str, Measure], conditions: Mapping[str, str]
+) -> Level:
+    triggers = _triggers(entry["triggers"], where, measures, conditions)
     return Level(
         id=entry["id"],
         aliases=tuple(entry.get("aliases", ())),
         name=entry["name"],
-        definition=entry["definition"],
-        examples=tuple(entry["examples"]),
+        definition=_quoting_triggers(entry["definition"], f"{where}.definition", triggers, measures),
+        examples=tuple(
+            _quoting_triggers(text, f"{where}.examples[{index}]", triggers, measures)
+            for index, text in enumerate(entry["examples"])
+        ),
         acknowledge_within=parse_duration(entry["acknowledge_within"]),
         resolve_within=parse_duration(entry["resolve_within"]),
         update_every=parse_duration(entry["update_every"]),
         paging=entry["paging"],
         page=entry["page"],
-        triggers=Triggers(**entry["triggers"]),
+        triggers=triggers,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -88,7 +89,9 @@ class CheckResult:
 
     `evidence` holds the facts behind the verdict (JSON-compatible values);
     `measurements` holds the quantities the severity policy reads, under the
-    names its triggers use (`availability`, `error_ratio`, `p95_latency_seconds`).
+    names of its `measures` (`availability`, `error_ratio`, `saturation`, ...);
+    `conditions` the facts it reads, under the names of its `conditions`
+    (`credential_leak`, `dependency_down_with_fallback`, ...).
     """
 
     name: str
@@ -98,10 +101,12 @@ class CheckResult:
     remedy: str = ""
     measurements: Mapping[str, float] = field(default_factory=dict)
     observed_at: datetime = field(default_factory=utcnow)
+    conditions: AbstractSet[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "evidence", _plain(dict(self.evidence)))
         object.__setattr__(self, "measurements", {k: float(v) for k, v in self.measurements.items()})
+        object.__setattr__(self, "conditions", frozenset(self.conditions))
 
     @property
     def ok(self) -> bool:
@@ -131,6 +136,7 @@ class CheckResult:
             "evidence": dict(self.evidence),
             "remedy": self.remedy,
             "measurements": dict(self.measurements),
+            "conditions": sorted(self.conditions),
             "observed_at": self.observed_at.isoformat(),
         }
 
@@ -144,6 +150,7 @@ class CheckResult:
             remedy=data.get("remedy", ""),
             measurements=data.get("measurements", {}),
             observed_at=datetime.fromisoformat(data["observed_at"]),
+            conditions=frozenset(data.get("conditions", ())),
         )
 
     def to_markdown(self) -> str:

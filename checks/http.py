@@ -202,13 +202,16 @@ def _judge(url: str, response: httpx.Response, latency_ms: float, contract: Heal
             evidence,
             remedy="Follow the runbook of the failing dependency.",
         )
+    # Down with a dependency named: the service still answers, and how much its customers lose
+    # depends on that dependency's fallback, which the dependency's own checks tell; only a
+    # service down for no named reason reads as unavailable.
     return CheckResult(
         "health",
         Status.CRIT,
         f"HTTP {code}, {said}" + (f" ({detail})" if detail else ""),
         evidence,
         remedy="Follow the runbook of the failing dependency; if none is named, restart the service.",
-        measurements={"availability": 0.0},
+        measurements={} if failing else {"availability": 0.0},
     )
 
 

@@ -34,6 +34,7 @@ from checks._result import CheckResult, Status, ladder, unobserved
 from checks.by_hand import Manual, by_hand, inline, percent
 from checks.redact import redacted
 from checks.targets import Targets
+from checks.thresholds import thresholds
 
 __all__ = [
     "Backend",
@@ -331,8 +332,9 @@ def _connections_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manu
 
 
 @by_hand(_connections_by_hand)
+@thresholds(warn_ratio="saturation", crit_ratio="saturation")
 def check_connections(
-    target: Targets | str, *, warn_ratio: float = 0.7, crit_ratio: float = 0.9
+    target: Targets | str, *, warn_ratio: float = 0.7, crit_ratio: float = 0.8
 ) -> CheckResult:
     """Connections in use against the limit: WARN from `warn_ratio`, CRIT from `crit_ratio`.
 
@@ -375,6 +377,7 @@ def connections_verdict(stats: ConnectionStats, *, warn_ratio: float, crit_ratio
             evidence,
             remedy="Terminate the sessions that hold the slots (idle in transaction first); the "
             "mitigations get in through the reserved connection. Then fix the leak or the pool size.",
+            measurements={"saturation": 1.0},
         )
     summary = f"{stats.total} of {stats.available} connections in use ({stats.usage:.0%})"
     if idle_tx:
@@ -387,6 +390,7 @@ def connections_verdict(stats: ConnectionStats, *, warn_ratio: float, crit_ratio
         evidence,
         remedy="Find who holds them (idle in transaction first), terminate the stuck ones, "
         "then fix the pool size or the leak.",
+        measurements={"saturation": stats.usage},
     )
 
 
@@ -432,6 +436,7 @@ def check_reachable(target: Targets | str) -> CheckResult:
             f"({version}, {role})",
             {"role": role, "through_reserved": True},
             remedy="Every ordinary slot is taken: see the database-connections runbook.",
+            measurements={"saturation": 1.0},
         )
     return CheckResult("postgres", Status.OK, f"reachable ({version}, {role})", {"role": role})
 
@@ -488,6 +493,8 @@ def _unreachable(name: str, exc: ProbeError) -> CheckResult:
         f"PostgreSQL is unreachable: {exc}",
         {"error": str(exc), "target": exc.target},
         remedy="Check the database process and its host; see the database-down runbook.",
+        # The database is the system of record: nothing answers in its place.
+        conditions={"dependency_down_without_fallback"},
     )
 
 
@@ -500,6 +507,7 @@ def _full_unseen(name: str, exc: DatabaseFull) -> CheckResult:
         {"error": str(exc), "target": exc.target},
         remedy="Connect as a role that may use the reserved slots (declare postgres_reserved for "
         "this environment) to see and terminate who holds them, or restart the leaking client.",
+        measurements={"saturation": 1.0},
     )
 
 
@@ -807,10 +815,19 @@ def check_service_pool(
             summary + f" over the last {w}",
             evidence,
             remedy="Requests queue for a database connection: find what holds the database's slots.",
+            measurements={"saturation": 1.0},  # past full: requests wait for a connection
         )
+    saturation = {"saturation": (in_use or 0.0) / limit} if limit else {}
     if in_use is not None and in_use >= limit:
-        return CheckResult("service-pool", Status.WARN, summary, evidence, remedy="The pool is saturated.")
-    return CheckResult("service-pool", Status.OK, summary, evidence)
+        return CheckResult(
+            "service-pool",
+            Status.WARN,
+            summary,
+            evidence,
+            remedy="The pool is saturated.",
+            measurements=saturation,
+        )
+    return CheckResult("service-pool", Status.OK, summary, evidence, measurements=saturation)
 
 
 def exporter_query(targets: Targets) -> str:

@@ -17,6 +17,7 @@ from checks._result import CheckResult, Status, ladder, not_applicable, unobserv
 from checks._transport import session
 from checks.by_hand import Manual, by_hand, percent
 from checks.targets import Targets
+from checks.thresholds import thresholds
 
 __all__ = [
     "Alert",
@@ -310,11 +311,12 @@ def _error_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manu
 
 
 @by_hand(_error_ratio_by_hand)
+@thresholds(warn="error_ratio", crit="error_ratio")
 def check_error_ratio(
     targets: Targets,
     service: str | None = None,
     *,
-    warn: float = 0.02,
+    warn: float = 0.05,
     crit: float = 0.10,
     window: str | None = None,
     client: httpx.Client | None = None,
@@ -363,6 +365,7 @@ def _latency_quantile_by_hand(targets: Targets, args: Mapping[str, Any]) -> list
 
 
 @by_hand(_latency_quantile_by_hand)
+@thresholds(warn_s="p95_latency_seconds", crit_s="p95_latency_seconds")
 def check_latency_quantile(
     targets: Targets,
     service: str | None = None,
@@ -604,6 +607,7 @@ def _errors_by_route_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[
 
 
 @by_hand(_errors_by_route_by_hand)
+@thresholds(warn="error_ratio", crit="error_ratio")
 def check_errors_by_route(
     targets: Targets,
     service: str | None = None,
@@ -690,6 +694,7 @@ def _slowest_routes_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[M
 
 
 @by_hand(_slowest_routes_by_hand)
+@thresholds(warn_s="p95_latency_seconds", crit_s="p95_latency_seconds")
 def check_slowest_routes(
     targets: Targets,
     service: str | None = None,
@@ -760,12 +765,13 @@ def _route_error_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> lis
 
 
 @by_hand(_route_error_ratio_by_hand)
+@thresholds(warn="error_ratio", crit="error_ratio")
 def check_route_error_ratio(
     targets: Targets,
     service: str | None = None,
     *,
     routes: str | None = None,
-    warn: float = 0.02,
+    warn: float = 0.05,
     crit: float = 0.10,
     window: str | None = None,
     client: httpx.Client | None = None,
@@ -824,6 +830,7 @@ def _cache_hit_ratio_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[
 
 
 @by_hand(_cache_hit_ratio_by_hand)
+@thresholds(warn_below="cache_hit_ratio")
 def check_cache_hit_ratio(
     targets: Targets,
     service: str | None = None,
@@ -871,4 +878,5 @@ def check_cache_hit_ratio(
         f"{ratio:.0%} of cache look-ups hit over the last {w} (floor {warn_below:.0%})",
         {"hit_ratio": round(ratio, 4), "warn_below": warn_below, "crit_below": crit_below, "window": w},
         remedy="Find why: Redis down, keys expiring too soon (TTL survey), or evicted; then warm it.",
+        measurements={"cache_hit_ratio": ratio},
     )

@@ -18,6 +18,7 @@ from checks._errors import ProbeError
 from checks._result import CheckResult, Status, ladder, not_applicable, unobserved
 from checks.by_hand import Manual, by_hand, nothing_to_run, percent, redis_words
 from checks.targets import Targets
+from checks.thresholds import thresholds
 
 __all__ = [
     "CacheStats",
@@ -144,6 +145,7 @@ def _unreachable(name: str, exc: ProbeError) -> CheckResult:
     )
 
 
+@thresholds(floor="cache_hit_ratio")
 def check_hit_rate(target: Targets | str, *, floor: float = 0.30, min_lookups: int = 100) -> CheckResult:
     """The hit rate since start-up against `floor`: WARN below it, UNKNOWN with too few lookups."""
     try:

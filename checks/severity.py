@@ -1,9 +1,10 @@
 """Severity: turn what the checks saw into a level of the policy, and say who to page.
 
-`classify` reads the quantities that results carry in `measurements`
-(`availability`, `error_ratio`, `p95_latency_seconds`), takes the worst value of
-each, and returns the most severe level whose trigger they meet, with reasons.
-`escalation_at` reads the ladder of policy/escalation.yml.
+`classify` reads what results carry: the numbers in `measurements` (the policy's
+`measures`: availability, error ratio, saturation, ...) and the facts in `conditions`
+(credential leak, dependency down with or without fallback, ...). It takes the worst
+reading of each measure and returns the most severe level with a trigger met, naming
+the triggers that decided it. `escalation_at` reads the ladder of policy/escalation.yml.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ __all__ = [
     "escalation_at",
     "summarize",
 ]
-
-
-# measurement name → (how to combine several readings, trigger field, comparison)
-_WORST = {"availability": min, "error_ratio": max, "p95_latency_seconds": max}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +83,16 @@ def classify(
     results: Iterable[CheckResult] = (),
     *,
     measurements: Mapping[str, float] | None = None,
+    conditions: Iterable[str] = (),
     policy: SeverityPolicy | None = None,
 ) -> Classification:
-    """Suggest a severity level from check results and extra measurements.
+    """Suggest a severity level from check results, extra measurements and extra conditions.
 
-    The most severe level with a trigger that the worst measurement meets wins.
-    When no trigger matches but some check is not OK, the least severe level is
-    suggested so the finding is not lost; when everything is OK, no level.
+    The most severe level with a trigger met wins: a measure's worst reading past the level's
+    threshold, or a condition the level names. When no trigger is met but some check is not
+    OK, the policy's `otherwise` gives the level by the worst status; when everything is OK,
+    no level. Every reason names the trigger or rule that decided it; the order of the
+    results never matters.
     """
     policy = policy or load_severity()
     results = list(results)
@@ -102,30 +102,57 @@ def classify(
             readings.setdefault(name, []).append(value)
     for name, value in (measurements or {}).items():
         readings.setdefault(name, []).append(float(value))
-    worst = {name: _WORST[name](values) for name, values in readings.items() if name in _WORST}
+    worst = {
+        name: policy.measures[name].worst(values)
+        for name, values in readings.items()
+        if name in policy.measures
+    }
+    facts = {
+        condition: [r.name for r in results if condition in r.conditions] for condition in policy.conditions
+    }
+    for condition in conditions:
+        facts.setdefault(condition, []).append("")  # given by a person, not reported by a check
+    observed = {condition: names for condition, names in facts.items() if names}
 
     for level in policy.levels:
-        reasons = _met(level, worst)
+        reasons = _met(level, worst, observed, policy)
         if reasons:
             return Classification(level, tuple(reasons), worst)
-    failing = [r for r in results if not r.ok and r.applies]
+    failing = [r for r in results if not r.ok and r.applies and r.status.value in policy.otherwise]
     if failing:
+        status = Status.worst(r.status for r in failing)
+        level = policy.level(policy.otherwise[status.value])
         names = ", ".join(f"{r.name} {r.status.value}" for r in failing)
-        reason = f"{names}; no quantitative trigger met, so the least severe level: judge the impact"
-        return Classification(policy.levels[-1], (reason,), worst)
+        reason = (
+            f"{names}; no trigger is met, so the policy's level for a {status.value} result: judge the impact"
+        )
+        return Classification(level, (reason,), worst)
+    unseen = [r.name for r in results if r.status is Status.UNKNOWN]
+    if unseen:
+        reason = (
+            f"no trigger is met, but {', '.join(unseen)} could not look: UNKNOWN is not OK, judge by hand"
+        )
+        return Classification(None, (reason,), worst)
     return Classification(None, ("every check is OK and no trigger is met",), worst)
 
 
-def _met(level: Level, worst: Mapping[str, float]) -> list[str]:
-    t = level.triggers
+def _met(
+    level: Level, worst: Mapping[str, float], observed: Mapping[str, list[str]], policy: SeverityPolicy
+) -> list[str]:
+    """The triggers of `level` that the readings meet, each as a reason naming it."""
     reasons = []
-    if t.availability_below is not None and worst.get("availability", 1.0) < t.availability_below:
-        reasons.append(f"availability {worst['availability']:.1%} < {t.availability_below:.0%}")
-    if t.error_ratio_above is not None and worst.get("error_ratio", 0.0) > t.error_ratio_above:
-        reasons.append(f"error ratio {worst['error_ratio']:.1%} > {t.error_ratio_above:.0%}")
-    p95 = t.p95_latency_seconds_above
-    if p95 is not None and worst.get("p95_latency_seconds", 0.0) > p95:
-        reasons.append(f"p95 latency {worst['p95_latency_seconds']:.2f} s > {p95:g} s")
+    for name, threshold in level.triggers.thresholds.items():
+        measure = policy.measures[name]
+        if name in worst and measure.met(worst[name], threshold):
+            sign = ">" if measure.worse == "above" else "<"
+            reasons.append(
+                f"{measure.key}: {name.replace('_', ' ')} {measure.format(worst[name])} {sign} "
+                f"{measure.format(threshold)}"
+            )
+    for condition in sorted(level.triggers.conditions):
+        if condition in observed:
+            checks = [name for name in observed[condition] if name]
+            reasons.append(f"{condition}: " + (f"reported by {', '.join(checks)}" if checks else "given"))
     return reasons
 
 

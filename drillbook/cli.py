@@ -37,7 +37,7 @@ from drillbook.kernels import CORE, LaunchedKernel, launch
 # The runner, the policy and the drivers load inside the commands, after `run`
 # and `plan` have launched their kernel: its boot overlaps those imports.
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     from checks.redact import Redactor
     from drillbook.kernels import KernelPool
@@ -575,24 +575,70 @@ def severity(
     p95: Annotated[
         float | None, typer.Option("--p95", min=0.0, help="95th percentile latency in seconds.")
     ] = None,
+    measure: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--measure", "-m", help="Any measure of the policy as NAME=VALUE (saturation=0.95); repeatable."
+        ),
+    ] = None,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--condition", "-c", help="A condition of the policy that holds (credential_leak); repeatable."
+        ),
+    ] = None,
 ) -> None:
-    """Suggest a severity level from measurements, by the triggers of policy/severity.yml."""
-    from checks import classify
+    """Suggest a severity level from measurements and conditions, by policy/severity.yml's triggers."""
+    from checks import classify, load_severity
 
-    given = {"availability": availability, "error_ratio": error_ratio, "p95_latency_seconds": p95}
-    measurements = {k: v for k, v in given.items() if v is not None}
-    if not measurements:
-        term.say("[red]error:[/] give at least one of --availability, --error-ratio, --p95", err=True)
-        raise typer.Exit(Exit.USAGE)
     try:
-        verdict = classify(measurements=measurements)
+        policy = load_severity()
     except CheckError as exc:
         raise _fail(exc) from None
+    given = {"availability": availability, "error_ratio": error_ratio, "p95_latency_seconds": p95}
+    measurements = {k: v for k, v in given.items() if v is not None}
+    try:
+        measurements.update(_measures(measure or [], policy.measures))
+        conditions = _conditions(condition or [], policy.conditions)
+    except UsageError as exc:
+        raise _fail(exc) from None
+    if not measurements and not conditions:
+        term.say(
+            "[red]error:[/] give at least one of --availability, --error-ratio, --p95, "
+            "--measure, --condition",
+            err=True,
+        )
+        raise typer.Exit(Exit.USAGE)
+    verdict = classify(measurements=measurements, conditions=conditions, policy=policy)
     if verdict.level is None:
         term.say("no incident by the policy: {}", "; ".join(verdict.reasons))
         return
     term.say("[bold]{}[/] {}: {}", verdict.level.label, verdict.level.name, "; ".join(verdict.reasons))
     term.say("{}", verdict.level.paging)
+
+
+def _measures(pairs: list[str], known: Mapping[str, Any]) -> dict[str, float]:
+    """`--measure NAME=VALUE` options as numbers, each naming a measure of the policy."""
+    values: dict[str, float] = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or name not in known:
+            raise UsageError(
+                f"--measure {pair!r}: write NAME=VALUE, NAME one of {', '.join(known)} (policy/severity.yml)"
+            )
+        try:
+            values[name] = float(text)
+        except ValueError:
+            raise UsageError(f"--measure {pair!r}: {text!r} is not a number") from None
+    return values
+
+
+def _conditions(names: list[str], known: Mapping[str, str]) -> list[str]:
+    """`--condition NAME` options, each naming a condition of the policy."""
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--condition {name!r}: the policy's conditions are {', '.join(known)}")
+    return names
 
 
 @app.command()

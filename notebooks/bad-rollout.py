@@ -37,8 +37,8 @@ from checks.reference_service import admin, flags, usage_log
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
 policy = load_severity()
-warn = policy.level("SEV3").triggers.error_ratio_above
-crit = policy.level("SEV2").triggers.error_ratio_above
+warn = policy.level("SEV3").triggers.threshold("error_ratio")
+crit = policy.level("SEV2").triggers.threshold("error_ratio")
 
 # %% tags=["diagnosis"]
 # The flag and its candidate, from Prometheus: how far the flag is open, and

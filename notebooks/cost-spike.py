@@ -26,16 +26,17 @@
 env = "sandbox"
 apply = False
 confirm = ""
-cost_threshold = 0.5
 max_tokens_headroom = 2.0
 recovery_timeout_s = 45.0
 
 # %%
-from checks import Gate, Targets, http, summarize, wait_until_ok
+from checks import Gate, Targets, http, load_severity, summarize, wait_until_ok
 from checks.reference_service import costs
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
+# A spike is what the severity policy calls one: its cost-against-baseline trigger.
+max_cost_ratio = load_severity().level("SEV3").triggers.threshold("cost_vs_baseline")
 
 # %% tags=["diagnosis"]
 # The service itself: a cost spike rarely breaks it, but an upstream in trouble can.
@@ -44,8 +45,8 @@ health
 
 # %% tags=["diagnosis"]
 # Cost of one upstream call per skill over the rate window against its baseline
-# (the policy's threshold: 50 % above). Per call, so that busier traffic is not a spike.
-cost = costs.check_cost_per_call(targets, threshold=cost_threshold)
+# (the policy's trigger). Per call, so that busier traffic is not a spike.
+cost = costs.check_cost_per_call(targets, max_ratio=max_cost_ratio)
 cost
 
 # %% tags=["diagnosis"]
@@ -54,7 +55,7 @@ cost
 # (those of the usage log, and those Prometheus flagged above).
 usage_cost = costs.check_usage_cost(
     targets,
-    threshold=cost_threshold,
+    max_ratio=max_cost_ratio,
     headroom=max_tokens_headroom,
     flagged=cost.evidence.get("offenders", []),
 )
@@ -81,7 +82,7 @@ capped
 cost_ok = wait_until_ok(
     costs.check_cost_per_call,
     targets,
-    threshold=cost_threshold,
+    max_ratio=max_cost_ratio,
     timeout_s=recovery_timeout_s if capped.changed else 0,
     interval_s=1.0,
 )

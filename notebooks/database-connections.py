@@ -26,8 +26,6 @@
 env = "sandbox"
 apply = False
 confirm = ""
-connections_warn_ratio = 0.7
-connections_crit_ratio = 0.9
 idle_older_than_s = 60.0
 long_query_warn_s = 30.0
 long_query_crit_s = 300.0
@@ -38,6 +36,7 @@ from checks import (
     Gate,
     Targets,
     http,
+    load_severity,
     postgres,
     prometheus,
     summarize,
@@ -48,6 +47,10 @@ from checks import (
 
 targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
+# Connections in use are the policy's saturation: WARN from SEV3's trigger, CRIT from SEV2's.
+policy = load_severity()
+connections_warn_ratio = policy.level("SEV3").triggers.threshold("saturation")
+connections_crit_ratio = policy.level("SEV2").triggers.threshold("saturation")
 
 # %% tags=["diagnosis"]
 # The service's view: does it still get a connection for its own health query?

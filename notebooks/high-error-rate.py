@@ -39,8 +39,8 @@ targets = Targets.from_env(env)
 gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
 # The thresholds are the severity policy's: SEV3 from its error-ratio trigger, SEV2 from its own.
 policy = load_severity()
-warn = policy.level("SEV3").triggers.error_ratio_above
-crit = policy.level("SEV2").triggers.error_ratio_above
+warn = policy.level("SEV3").triggers.threshold("error_ratio")
+crit = policy.level("SEV2").triggers.threshold("error_ratio")
 
 # %% tags=["diagnosis"]
 # How many customer requests (/api routes) fail, from Prometheus, over the

@@ -40,8 +40,8 @@ gate = Gate.for_targets(targets, apply=apply, confirm=confirm)
 # The thresholds are the severity policy's p95 triggers: WARN from SEV4's, CRIT from SEV3's
 # (where the SlowResponses alert fires); SEV2 and SEV1 follow from the summary.
 policy = load_severity()
-warn_s = policy.level("SEV4").triggers.p95_latency_seconds_above
-crit_s = policy.level("SEV3").triggers.p95_latency_seconds_above
+warn_s = policy.level("SEV4").triggers.threshold("p95_latency_seconds")
+crit_s = policy.level("SEV3").triggers.threshold("p95_latency_seconds")
 
 # %% tags=["diagnosis"]
 # How slow, from Prometheus: p95 of every request, then the slowest routes.

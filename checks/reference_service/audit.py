@@ -130,6 +130,8 @@ def check_key_fanout(targets: Targets, *, since: timedelta | None = None, min_us
             ],
         },
         remedy="Export the evidence, then revoke the key and its refresh tokens, and disable the user.",
+        # One key across many users' data is not its owner at work: a leaked credential.
+        conditions={"credential_leak"},
     )
 
 
@@ -234,6 +236,7 @@ def check_cross_user_reads(
             "keys read other users' data: " + ", ".join(f"{k} at {v:g}/s" for k, v in loud.items()),
             {"per_key_per_s": rates, "max_per_s": max_per_s, "window": w},
             remedy="Contain the key: export evidence, revoke it, disable its user.",
+            conditions={"data_exposure"},
         )
     return CheckResult(
         "cross-user-reads",

@@ -26,6 +26,7 @@ from checks.by_hand import Manual, by_hand, inline
 from checks.reference_service.admin import REFERENCE_ADMIN, admin_call, admin_state
 from checks.reference_service.usage_log import lacking_tables, tables_by_hand
 from checks.targets import Targets
+from checks.thresholds import thresholds
 
 __all__ = [
     "LowerMaxTokens",
@@ -68,18 +69,19 @@ def _cost_per_call_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Ma
 
 
 @by_hand(_cost_per_call_by_hand)
+@thresholds(max_ratio="cost_vs_baseline")
 def check_cost_per_call(
     targets: Targets,
     service: str | None = None,
     *,
-    threshold: float = 0.5,
+    max_ratio: float = 1.5,
     window: str | None = None,
     client: Any = None,
 ) -> CheckResult:
     """Cost of one upstream call per skill over the rate window against its baseline (Prometheus).
 
-    CRIT when any skill costs more than (1 + `threshold`) times its baseline
-    (the policy's 50 %); the evidence lists those skills, worst first.
+    CRIT when any skill costs more than `max_ratio` times its baseline (the default is the
+    policy's SEV3 trigger `cost_vs_baseline_above`); the evidence lists those skills, worst first.
     """
     from checks import prometheus
 
@@ -104,9 +106,10 @@ def check_cost_per_call(
             f"no upstream call in the last {w} (or no baseline yet): nothing to compare",
             {"query": promql},
         )
-    limit = 1 + threshold
+    limit = max_ratio
     offenders = dict(sorted(((k, v) for k, v in ratios.items() if v > limit), key=lambda kv: -kv[1]))
-    evidence = {"ratio_to_baseline": ratios, "threshold": threshold, "window": w}
+    evidence = {"ratio_to_baseline": ratios, "max_ratio": max_ratio, "window": w}
+    worst = {"cost_vs_baseline": max(ratios.values())}
     if offenders:
         return CheckResult(
             "cost-per-call",
@@ -114,10 +117,14 @@ def check_cost_per_call(
             f"one call costs more than {limit:g} times its baseline for {_ratio_summary(offenders)}",
             {**evidence, "offenders": list(offenders)},
             remedy="Cap max tokens of these skills; then find what made the answers longer.",
+            measurements=worst,
         )
-    worst = max(ratios.values())
     return CheckResult(
-        "cost-per-call", Status.OK, f"cost per call at most {worst:.1f} times its baseline", evidence
+        "cost-per-call",
+        Status.OK,
+        f"cost per call at most {worst['cost_vs_baseline']:.1f} times its baseline",
+        evidence,
+        measurements=worst,
     )
 
 
@@ -173,17 +180,18 @@ def _usage_cost_by_hand(targets: Targets, args: Mapping[str, Any]) -> list[Manua
 
 
 @by_hand(_usage_cost_by_hand)
+@thresholds(max_ratio="cost_vs_baseline")
 def check_usage_cost(
     targets: Targets,
     *,
-    threshold: float = 0.5,
+    max_ratio: float = 1.5,
     since: timedelta | None = None,
     headroom: float = 2.0,
     flagged: Sequence[str] = (),
 ) -> CheckResult:
     """Cost and tokens per call per skill from the usage log, against the seeded baseline.
 
-    CRIT when a skill's cost per call is more than (1 + `threshold`) times its
+    CRIT when a skill's cost per call is more than `max_ratio` times its
     baseline. The evidence names each offender with its tokens per call and a
     suggested max-tokens cap (`headroom` times its baseline output tokens),
     which `lower_max_tokens` takes. A cap is suggested for every skill whose
@@ -210,7 +218,7 @@ def check_usage_cost(
     window = f"{since.total_seconds():g}s"
     if not any(row["calls"] for row in rows):
         return CheckResult("usage-cost", Status.UNKNOWN, f"no upstream call in the last {window}")
-    limit = 1 + threshold
+    limit = max_ratio
     table = {
         row["skill"]: {
             "calls": row["calls"],

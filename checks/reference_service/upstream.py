@@ -10,6 +10,7 @@ the error as evidence; none of them raises.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -51,6 +52,11 @@ STATUS_PAGE_PATH = "/api/v2/status.json"
 STATUS_PAGE_VARIABLE = "DRILLBOOK_UPSTREAM_STATUS_URL"
 _FAILED = ("error", "timeout")
 _IN_THE_SERVICE = "Look at the service itself: its last deploy, CPU, database time; restart it, roll it back."
+
+
+_FALLBACK = frozenset({"dependency_down_with_fallback"})
+"""What the reference service's provider failing means for customers: every analysis the
+provider does not answer (failed, rate-limited, circuit open) gets the degraded fallback."""
 
 
 def status_page_url(targets: Targets) -> str | None:
@@ -100,7 +106,10 @@ def check_status_page(
             requires=["upstream_status_page"],
             configure=f"Where the service has a provider, export {STATUS_PAGE_VARIABLE}.",
         )
-    return http.check_status_page(url, timeout_s=timeout_s, client=client)
+    page = http.check_status_page(url, timeout_s=timeout_s, client=client)
+    if page.status is Status.CRIT:  # the provider says it is down: the reference service falls back
+        return dataclasses.replace(page, conditions=page.conditions | _FALLBACK)
+    return page
 
 
 def call_outcomes_query(targets: Targets, *, window: str | None = None) -> str:
@@ -155,8 +164,9 @@ def _share(
     evidence |= {"share": round(share, 4), "warn": warn, "crit": crit}
     status = ladder(share, warn=warn, crit=crit)
     return CheckResult(
-        name, status, f"{share:.0%} of upstream calls {what} over the last {w}", evidence, remedy=remedy
-    )
+        name, status, f"{share:.0%} of upstream calls {what} over the last {w}", evidence, remedy=remedy,
+        conditions=_FALLBACK if status is Status.CRIT else frozenset(),
+    )  # fmt: skip
 
 
 def _share_by_hand(outcomes: tuple[str, ...], what: str) -> Render:
@@ -278,17 +288,21 @@ def check_circuit_breaker(targets: Targets, *, client: httpx.Client | None = Non
         )
     if past := prometheus.stale(targets, "circuit-breaker", "circuit_breaker_state", client=client):
         return past
+    # Open, on its own or held by an operator: the provider is out of the path and customers
+    # get the fallback, the same incident before and after the mitigation.
     if forced:
         return CheckResult(
             "circuit-breaker", Status.WARN,
             "held open by an operator: every analysis gets the degraded fallback", evidence,
             remedy="Release it (close_circuit_breaker) once the provider is healthy again.",
+            conditions=_FALLBACK,
         )  # fmt: skip
     if state >= 1:
         return CheckResult(
             "circuit-breaker", Status.CRIT,
             f"opened on its own in the last {w}: consecutive upstream calls failed", evidence,
             remedy="The provider fails: hold the circuit open (fallback) until it recovers.",
+            conditions=_FALLBACK,
         )  # fmt: skip
     if state > 0:
         return CheckResult("circuit-breaker", Status.WARN, f"half-open in the last {w}: probing", evidence)
@@ -349,6 +363,8 @@ def check_fallback_share(
         f"{share:.0%} of analyses got the degraded fallback over the last {w}",
         evidence,
         remedy="Customers get degraded answers: find why the provider is not used (circuit, errors, 429).",
+        # Most answers from the fallback: the provider is down for us, whatever its status page says.
+        conditions=_FALLBACK if status is Status.CRIT else frozenset(),
     )
 
 

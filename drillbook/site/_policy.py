@@ -49,9 +49,21 @@ def render_severity_matrix(policy: SeverityPolicy) -> str:
 
 
 def render_severity_target(policy: SeverityPolicy, level: str, field: str) -> str:
-    """One value of one level (an id or an alias): durations as `15m`, text as written."""
+    """One value of one level (an id or an alias): durations as `15m`, text as written, and a
+    trigger (`p95_latency_seconds_above`) in its measure's unit, so that a page never writes a
+    threshold of its own."""
+    measure = next((m for m in policy.measures.values() if m.key == field), None)
+    if measure is not None:
+        thresholds = policy.level(level).triggers.thresholds
+        if measure.name not in thresholds:
+            raise SiteError(f"severity_target: {level} has no trigger {field}")
+        return measure.format(thresholds[measure.name])
     if field not in SEVERITY_FIELDS:
-        raise SiteError(f"severity_target: unknown field {field!r}; use one of {', '.join(SEVERITY_FIELDS)}")
+        triggers = ", ".join(m.key for m in policy.measures.values())
+        raise SiteError(
+            f"severity_target: unknown field {field!r}; use one of {', '.join(SEVERITY_FIELDS)}, or a "
+            f"trigger: {triggers}"
+        )
     value = getattr(policy.level(level), field)
     return duration(value) if isinstance(value, timedelta) else str(value)
 
@@ -86,45 +98,40 @@ def render_policy_decisions(policy: SeverityPolicy) -> str:
     return table(("Topic", "Chosen", "Not taken", "Why"), rows, attrs='class="drillbook-table"')
 
 
-def _percent(ratio: float) -> str:
-    return f"{ratio * 100:g} %"
-
-
-def _trigger_phrases(level: Level) -> list[str]:
-    triggers = level.triggers
+def _trigger_phrases(policy: SeverityPolicy, level: Level) -> list[str]:
+    """The level's triggers as prose, from the policy's own words for its measures and conditions."""
     phrases = []
-    if triggers.error_ratio_above is not None:
-        phrases.append(f"more than {_percent(triggers.error_ratio_above)} of requests fail")
-    if triggers.availability_below is not None:
-        phrases.append(f"availability is below {_percent(triggers.availability_below)}")
-    if triggers.p95_latency_seconds_above is not None:
-        phrases.append(f"the 95th percentile response time exceeds {triggers.p95_latency_seconds_above:g} s")
+    for name, threshold in level.triggers.thresholds.items():
+        measure = policy.measures[name]
+        past = "exceeds" if measure.worse == "above" else "falls below"
+        phrases.append(f"the {escape(measure.description)} {past} {measure.format(threshold)}")
     return phrases
 
 
 def render_severity_decision(policy: SeverityPolicy) -> str:
-    """'Which severity is this?': one question per level, most severe first; stop at the first yes."""
-    most = policy.levels[0]
-    items = [
-        f"1. **Is customer data exposed, lost or corrupted, or are credentials leaked?** "
-        f"Yes → **{most.label}**, whatever the graphs say."
-    ]
+    """'Which severity is this?': one question per level, most severe first; stop at the first yes.
+    A level's conditions come first (a fact settles it, whatever the graphs say), then its
+    measured triggers; every word and number is the policy's."""
+    items = []
     for level in policy.levels:
-        measured = _trigger_phrases(level)
+        facts = [escape(policy.conditions[c].rstrip(".")) for c in sorted(level.triggers.conditions)]
+        measured = _trigger_phrases(policy, level)
         either = f" Or does any of these hold: {'; '.join(measured)}?" if measured else ""
+        known = f" Or is any of these true: {'; '.join(facts)}?" if facts else ""
         response = (
             f"acknowledge within {duration(level.acknowledge_within)}, "
             f"update every {duration(level.update_every)}, "
             f"{'page' if level.page else 'no page'}"
         )
         items.append(
-            f"1. **{escape(level.definition)}**{either} "
+            f"1. **{escape(level.definition)}**{known}{either} "
             f'Yes → **{level.label}** <span class="drillbook-muted">({response})</span>.'
         )
-    items.append(
-        f"1. None of the above, but something is wrong → **{policy.levels[-1].label}**: "
-        "open a ticket for the owning team."
-    )
+    by_status = [
+        f"**{policy.level(name).label}** for a {status} result" for status, name in policy.otherwise.items()
+    ]
+    fallback = ", ".join(by_status) or f"**{policy.levels[-1].label}**"
+    items.append(f"1. None of the above, but something is wrong → {fallback}: judge the impact.")
     return "\n" + "\n".join(items) + "\n"
 
 

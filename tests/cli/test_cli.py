@@ -102,6 +102,9 @@ def test_malformed_parameter_is_refused_before_anything_runs(tmp_path: Path, fla
         (("escalation", "--level", "SEV1", "--elapsed", "soon"), "'soon' is not a duration"),
         (("severity", "--error-ratio", "12"), "--error-ratio"),
         (("severity", "--availability", "-0.5"), "--availability"),
+        (("severity", "--measure", "queue_depth=3"), "NAME one of availability"),
+        (("severity", "--measure", "saturation=full"), "'full' is not a number"),
+        (("severity", "--condition", "gremlins"), "the policy's conditions are credential_leak"),
     ],
 )
 def test_a_level_or_measurement_out_of_range_is_a_usage_error(args: tuple[str, ...], message: str) -> None:
@@ -467,7 +470,13 @@ def test_each_action_outcome_reaches_the_terminal_the_record_and_the_exit_code(
 def test_severity_and_escalation_answer_from_the_policy() -> None:
     severity = drillbook("severity", "--error-ratio", "0.12")
     assert severity.returncode == 0
-    assert "SEV2 (P1) Major: error ratio 12.0% > 10%" in severity.stdout
+    assert "SEV2 (P1) Major: error_ratio_above: error ratio 12 % > 10 %" in severity.stdout
+
+    leak = drillbook("severity", "--condition", "credential_leak")
+    assert leak.returncode == 0
+    assert "SEV1 (P0) Critical: credential_leak: given" in leak.stdout
+    pool = drillbook("severity", "--measure", "saturation=0.95")
+    assert "SEV2 (P1) Major: saturation_above: saturation 95 % > 80 %" in pool.stdout
 
     escalation = drillbook("escalation", "--level", "P0", "--elapsed", "25m")
     assert escalation.returncode == 0

@@ -594,7 +594,14 @@ def test_escalation_page_has_a_ladder_per_level_and_a_table_by_elapsed_time(site
 def test_severity_page_has_the_decision_aid_from_the_policy(site: Path) -> None:
     page = text_of(site / "severity" / "index.html")
     assert "Which severity is this?" in page
-    assert "more than 10 % of requests fail" in page  # SEV2's error_ratio_above: 0.10
+    policy = load_severity(REPO / "policy" / "severity.yml")
+    for level in policy.levels:  # every trigger in the policy's words and numbers, none of the page's own
+        for name, threshold in level.triggers.thresholds.items():
+            measure = policy.measures[name]
+            past = "exceeds" if measure.worse == "above" else "falls below"
+            assert f"the {measure.description} {past} {measure.format(threshold)}" in page
+        for condition in level.triggers.conditions:
+            assert policy.conditions[condition].rstrip(".") in page
 
 
 def test_print_page_holds_every_runbook_with_its_steps(site: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from checks import Status, Targets, classify, http, postgres
+from checks import Status, Targets, classify, http, load_severity, postgres
 from checks.reference_service import audit
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
@@ -70,6 +70,10 @@ def test_leaked_key_is_named_evidence_exported_then_contained(
         assert expected is not None
         assert record.severity is not None
         assert record.severity["level"] == expected.id
+        # A confirmed leak is the policy's level for one, whatever the graphs say.
+        levels = load_severity().levels
+        leak = [level.id for level in levels if "credential_leak" in level.triggers.conditions]
+        assert [expected.id] == leak
 
         (exported,) = [r for r in record.results() if r.name == "evidence-export"]
         assert exported.status is Status.OK, exported.summary

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from checks import Status, Targets, classify, http
+from checks import Status, Targets, classify, http, load_severity
 from checks.reference_service import admin, upstream, usage_log
 from drillbook.runner import Runbook, RunRecord, execute, project_root, write_outputs
 from sandbox import Driver
@@ -52,6 +52,12 @@ def _common(record: RunRecord) -> dict[str, Any]:
     expected = classify(record.results("diagnosis")).level
     assert expected is not None
     assert record.severity["level"] == expected.id
+    # Covered by the fallback, before and after the circuit opens: the one level the policy
+    # gives a dependency down with a fallback, never SEV1 in one run and SEV4 in the next.
+    policy = load_severity()
+    assert [expected.id] == [
+        level.id for level in policy.levels if "dependency_down_with_fallback" in level.triggers.conditions
+    ], record.severity["reasons"]
     applied = [a["action"] for a in record.actions if a["state"] == "changed"]
     assert applied == ["open circuit breaker", "set rollout percentage"]
     planned = [a["action"] for a in record.actions if a["state"] == "planned"]

@@ -140,3 +140,42 @@ def test_a_contact_without_a_usable_way_to_reach_it_is_refused_naming_it(
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(ConfigError, match=complaint):
         load_escalation(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        (
+            "saturation_above: 0.80",
+            "saturation_below: 0.80",
+            r"saturation is worse above: write saturation_above",
+        ),
+        ("saturation_above: 0.80", "queue_depth_above: 3", r"declare queue_depth under measures"),
+        (
+            "conditions: [dependency_down_with_fallback]",
+            "conditions: [gremlins]",
+            r"'gremlins' is not declared",
+        ),
+        ("  CRIT: SEV3", "  CRIT: SEV9", r"otherwise\.CRIT: 'SEV9' is no level"),
+        (
+            "exceeds {p95_latency_seconds_above}",
+            "exceeds {p99_above}",
+            r"examples\[1\]: \{p99_above\} is no trigger",
+        ),
+    ],
+)
+def test_a_trigger_naming_what_the_policy_does_not_declare_is_refused_with_the_fix(
+    policy_copy: Path, old: str, new: str, complaint: str
+) -> None:
+    path = policy_copy / "severity.yml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match=complaint):
+        load_severity(path)
+
+
+def test_prose_quotes_a_trigger_in_its_unit_instead_of_writing_its_number_again() -> None:
+    sev2 = load_severity(POLICY / "severity.yml").level("SEV2")
+    assert "More than 10 % of requests fail." in sev2.examples
+    assert "The 95th percentile response time exceeds 7 s." in sev2.examples

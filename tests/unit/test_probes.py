@@ -37,11 +37,21 @@ def test_degraded_dependency_is_a_warning_that_names_it() -> None:
     assert "redis: refused" in outcome.summary
 
 
-def test_service_reporting_down_is_critical_with_zero_availability() -> None:
-    body = {**HEALTHY, "status": "down", "dependencies": {"database": {"status": "down", "error": "timeout"}}}
+def test_service_reporting_itself_down_is_critical_with_zero_availability() -> None:
+    body = {**HEALTHY, "status": "down", "dependencies": {}}
     outcome = http.check_health(targets(), client=httpx.Client(transport=json_transport(503, body)))
     assert outcome.status is Status.CRIT
     assert outcome.measurements == {"availability": 0.0}
+
+
+def test_service_down_for_a_named_dependency_leaves_the_impact_to_that_dependencys_checks() -> None:
+    """An upstream outage read "down" (availability 0, SEV1) while calls still failed and "degraded"
+    once the circuit opened: the level must come from the dependency and its fallback."""
+    body = {**HEALTHY, "status": "down", "dependencies": {"upstream": {"status": "down", "error": "503"}}}
+    outcome = http.check_health(targets(), client=httpx.Client(transport=json_transport(503, body)))
+    assert outcome.status is Status.CRIT
+    assert outcome.evidence["failing"] == {"upstream": "503"}
+    assert outcome.measurements == {}
 
 
 def test_when_nothing_listens_then_health_is_crit_not_an_exception() -> None:

@@ -16,7 +16,7 @@ def _ratios(*pairs: tuple[str, float]) -> httpx.Client:
 
 def test_a_skill_above_the_threshold_is_crit_and_named_worst_first() -> None:
     result = costs.check_cost_per_call(
-        targets(), threshold=0.5, client=_ratios(("summarise", 2.6), ("classify", 1.1), ("extract", 1.7))
+        targets(), max_ratio=1.5, client=_ratios(("summarise", 2.6), ("classify", 1.1), ("extract", 1.7))
     )
     assert result.status is Status.CRIT
     assert result.evidence["offenders"] == ["summarise", "extract"]
