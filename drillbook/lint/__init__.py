@@ -18,6 +18,10 @@ What it checks, each against the files that hold the facts:
   tests/drills/ (a test naming it as a string literal);
 - review dates: a warning when a review falls due, an error when a runbook
   whose severity pages someone is overdue;
+- numbers written twice (see `drillbook.lint._numbers`): an alert's severity label
+  against the level the policy gives where it fires, the numbers of its summary
+  against its expression, numbers in the policy's prose, and checks' threshold
+  defaults against the policy's triggers;
 - notebook hygiene (see `drillbook.lint._notebooks`);
 - docs/templates/*.md use only the `[[placeholders]]` of docs/templates/placeholders.yml.
 
@@ -38,6 +42,13 @@ from drillbook.lint._alerts import check_alerts, load_rules, load_site_url
 from drillbook.lint._faults import check_faults
 from drillbook.lint._model import Finding, Level, Report, Sink
 from drillbook.lint._notebooks import check_notebooks
+from drillbook.lint._numbers import (
+    check_alert_levels,
+    check_alert_summaries,
+    check_page_numbers,
+    check_policy_prose,
+    check_threshold_defaults,
+)
 from drillbook.lint._pages import (
     check_body,
     check_front_matter,
@@ -72,6 +83,12 @@ def run(root: Path | None = None, *, today: date | None = None) -> Report:
     rules = load_rules(root, sink)
     site_url = load_site_url(root, sink, needed=bool(rules.alerts))
     check_alerts(root, pages, rules, site_url, policy, sink)
+    check_alert_summaries(rules, sink)
+    if policy is not None:
+        check_alert_levels(rules, policy, sink)
+        check_page_numbers(pages, rules, policy, sink)
+        check_policy_prose(root, policy, sink)
+        check_threshold_defaults(policy, sink)
     check_faults(root, pages, rules, sink)
     check_templates(root, sink)
     pages_published = [p for p in sorted((root / "docs").rglob("*.md")) if "overrides" not in p.parts]

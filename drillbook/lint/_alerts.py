@@ -28,6 +28,13 @@ class Alert:
     runbook_url_line: int
     severity: str | None
     severity_line: int
+    expr: str = ""
+    # The severity policy's trigger this alert watches (annotations.trigger): a measured one,
+    # such as error_ratio_above, or a condition, such as credential_leak.
+    trigger: str | None = None
+    trigger_line: int = 1
+    summary: str = ""
+    summary_line: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,11 @@ def _read_rule_file(path: Path, sink: Sink) -> list[Alert] | None:
                     runbook_url_line=document.line(*at, "annotations", "runbook_url"),
                     severity=str(severity) if severity is not None else None,
                     severity_line=document.line(*at, "labels", "severity"),
+                    expr=str(rule.get("expr", "")),
+                    trigger=str(annotations["trigger"]) if "trigger" in annotations else None,
+                    trigger_line=document.line(*at, "annotations", "trigger"),
+                    summary=str(annotations.get("summary", "")),
+                    summary_line=document.line(*at, "annotations", "summary"),
                 )
             )
     return alerts

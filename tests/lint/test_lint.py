@@ -357,10 +357,83 @@ def test_an_alert_labelled_with_another_level_than_its_runbook_is_an_error_at_th
     rules.write_text(
         rules.read_text(encoding="utf-8").replace("severity: SEV1", "severity: SEV3", 1), encoding="utf-8"
     )
-    [finding] = run(repo, today=TODAY).findings
-    assert finding.path.endswith("alerts.yml")
-    assert finding.line == 10
+    runbook, policy = run(repo, today=TODAY).findings  # and where it fires, the policy says SEV1
+    assert runbook.path.endswith("alerts.yml")
+    assert runbook.line == 10
     assert (
         "is labelled SEV3, but its runbook docs/runbooks/service-down.md says severity SEV1"
-        in finding.message
+        in runbook.message
     )
+    assert "is labelled SEV3, but policy/severity.yml gives SEV1 at availability == 0 %" in policy.message
+
+
+# --------------------------------------------------------------------------- numbers written twice
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_an_alert_labelled_with_a_level_the_policy_does_not_give_where_it_fires_is_an_error(
+    repo: Path,
+) -> None:
+    rules = repo / "sandbox" / "config" / "rules" / "alerts.yml"
+    _replace(rules, 'expr: up{job="api"} == 0', 'expr: up{job="api"} < 0.95')
+    [finding] = run(repo, today=TODAY).findings
+    assert finding.path.endswith("alerts.yml")
+    assert finding.line == 10  # the label
+    assert "is labelled SEV1, but policy/severity.yml gives SEV3 at availability < 95 %" in finding.message
+
+
+def test_an_alert_whose_comparison_points_the_wrong_way_for_its_trigger_is_an_error(repo: Path) -> None:
+    rules = repo / "sandbox" / "config" / "rules" / "alerts.yml"
+    _replace(rules, 'expr: up{job="api"} == 0', 'expr: up{job="api"} > 0.5')
+    [finding] = run(repo, today=TODAY).findings
+    assert "availability is worse below, but the expression fires when it is > 0.5" in finding.message
+
+
+def test_a_threshold_changed_without_the_alerts_summary_is_an_error_at_the_summary(repo: Path) -> None:
+    rules = repo / "sandbox" / "config" / "rules" / "alerts.yml"
+    _replace(rules, "summary: The API answers no requests.", "summary: Less than 50 % of the API answers.")
+    _replace(rules, 'expr: up{job="api"} == 0', 'expr: up{job="api"} < 0.9')
+    found = messages(run(repo, today=TODAY))
+    assert any(
+        "alerts.yml:13" in m and "the summary states '50 %', but the expression fires at 0.9" in m
+        for m in found
+    )
+
+
+def test_a_number_written_into_the_policys_prose_is_an_error_that_names_the_trigger(repo: Path) -> None:
+    policy = repo / "policy" / "severity.yml"
+    _replace(policy, "More than {error_ratio_above} of requests fail.", "More than one request in ten fails.")
+    [restated] = run(repo, today=TODAY).findings
+    assert restated.path == "policy/severity.yml"
+    assert "SEV2: the prose states 'one request in ten', the trigger error_ratio_above" in restated.message
+    # The trigger changed, its old number left in the prose: a contradiction.
+    _replace(policy, "error_ratio_above: 0.10", "error_ratio_above: 0.15")
+    [stale] = [f for f in run(repo, today=TODAY).findings if f.path == "policy/severity.yml"]
+    assert "states 'one request in ten', which no trigger of SEV2 holds" in stale.message
+    assert "error_ratio_above 15 %" in stale.message
+
+
+def test_a_runbook_page_that_states_a_number_the_policy_does_not_hold_is_an_error(repo: Path) -> None:
+    page = repo / "docs" / "runbooks" / "service-down.md"
+    page.write_text(
+        page.read_text(encoding="utf-8") + "\nThe policy pages from 12 % of failed requests.\n",
+        encoding="utf-8",
+    )
+    [finding] = run(repo, today=TODAY).findings
+    assert finding.path == "docs/runbooks/service-down.md"
+    assert "the page states '12 %' beside the policy" in finding.message
+
+
+def test_a_check_default_that_contradicts_the_policy_is_an_error_at_the_check(repo: Path) -> None:
+    policy = repo / "policy" / "severity.yml"
+    _replace(policy, "error_ratio_above: 0.05", "error_ratio_above: 0.06")  # SEV3's, where checks WARN
+    found = messages(run(repo, today=TODAY))
+    assert any(
+        "checks/prometheus.py" in m and "check_error_ratio(warn=0.05) contradicts policy/severity.yml" in m
+        for m in found
+    ), found
