@@ -16,6 +16,7 @@ import pytest
 
 from checks import format_duration, load_environments, load_severity
 from drillbook.site import incident_environment, read_runbook_pages, run_command
+from drillbook.site._by_hand import BY_HAND_TITLE
 from tests.browser._audit import (
     AXE,
     DESKTOP,
@@ -104,6 +105,23 @@ def test_runbook_page_opens_with_its_summary(
     assert box is not None
     assert box["y"] + box["height"] <= VIEWPORTS[width]["height"], box
     sized.screenshot(path=str(screenshots / f"runbook-summary-{width}.png"))
+
+
+def test_each_step_shows_what_to_run_by_hand_in_a_fold_that_fits_a_phone(
+    sized: Any, width: str, base_url: str, screenshots: Path
+) -> None:
+    """When drillbook itself is what is broken, the query of a step is one tap away, and the
+    page still does not scroll sideways with it open (long lines scroll inside their block)."""
+    sized.goto(base_url + "runbooks/database-connections/")
+    folds = sized.locator("details", has_text=BY_HAND_TITLE)
+    assert folds.count() >= 7, "a fold beside every diagnosis step"
+    fold = folds.filter(has_text="pg_stat_activity").first  # the SQL of check_connections
+    assert not fold.locator("pre").first.is_visible(), "the fold starts closed"
+    fold.locator("summary").click()
+    assert "psql " in fold.inner_text()
+    overflow = sized.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow} px with the fold open"
+    fold.screenshot(path=str(screenshots / f"runbook-by-hand-{width}.png"))
 
 
 def test_steps_are_numbered_once_across_the_page(page: Any, base_url: str) -> None:
