@@ -198,4 +198,8 @@ def render_by_hand(calls: Sequence[CheckCall], targets: Targets, *, where: str =
         parts.append(
             f"*The notebook computes {listed}: what is shown here takes the check's default instead.*"
         )
-    return f'??? example "{BY_HAND_TITLE}"\n\n' + textwrap.indent("\n\n".join(parts), "    ")
+    # Kept out of the search index: every step's queries and command lines would outweigh the
+    # words a responder types for a symptom, and send the search to the wrong runbook.
+    fold = f'??? example "{BY_HAND_TITLE}"\n\n' + textwrap.indent("\n\n".join(parts), "    ")
+    return f'<div class="drillbook-by-hand" data-search-exclude="" markdown>\n\n{fold}\n\n</div>'
+
