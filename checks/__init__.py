@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         Level,
         SeverityPolicy,
         format_duration,
+        load_document,
         load_environments,
         load_escalation,
         load_severity,
@@ -86,8 +87,8 @@ _MODULES = (
 )
 _HOMES = {
     "checks._policy": (
-        "POLICY_DIR_VARIABLE EscalationPolicy Level SeverityPolicy format_duration load_environments "
-        "load_escalation load_severity parse_duration policy_dir"
+        "POLICY_DIR_VARIABLE EscalationPolicy Level SeverityPolicy format_duration load_document "
+        "load_environments load_escalation load_severity parse_duration policy_dir"
     ),
     "checks._files": "read_utf8",
     "checks._wait": "wait_until_ok",
@@ -143,6 +144,7 @@ __all__ = [
     "escalation_at",
     "format_duration",
     "http",
+    "load_document",
     "load_environments",
     "load_escalation",
     "load_severity",

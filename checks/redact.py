@@ -108,6 +108,10 @@ class Redactor:
             pass  # no sandbox running (or no policy to find it by): nothing of its own to mask
         return cls(secrets)
 
+    def adding(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor that masks `secrets` as well as everything this one masks."""
+        return Redactor([*self._secrets, *secrets])
+
     def text(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)

@@ -684,6 +684,151 @@ def lint(
     raise typer.Exit(lint_main(["--root", str(root)] if root else []))
 
 
+# --------------------------------------------------------------------------- the alert receiver
+
+
+@app.command()
+def receive(
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT to listen on (loopback unless you say otherwise).")
+    ] = "127.0.0.1:9095",
+    records: Annotated[
+        Path | None, typer.Option("--records", help="Folder of incident records (default: incidents/).")
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="Listen where the running sandbox's Alertmanager posts, with the token it sends.",
+        ),
+    ] = False,
+) -> None:
+    """Receive Alertmanager's webhook: diagnose each firing alert's runbook in dry run, tell people.
+
+    Settings (environments by label, credentials, queue, notifiers) are policy/alerting.yml's.
+    It never applies a mitigation: the triage says which command would.
+    """
+    import logging
+
+    from drillbook.receiver import serve
+
+    if sandbox:
+        try:
+            listen = _sandbox_receiver()
+        except CheckError as exc:
+            raise _fail(exc) from None
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise _fail(UsageError(f"--listen {listen!r}: write HOST:PORT, such as 127.0.0.1:9095"))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("drillbook").setLevel(logging.INFO)  # its events; the libraries' warnings only
+    try:
+        receiver, pool = _receiver(records)
+    except CheckError as exc:
+        raise _fail(exc) from None
+    try:
+        server = serve(receiver, host, int(port_text))
+    except OSError as exc:
+        pool.close()
+        raise _fail(ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}")) from None
+    receiver.start()
+    term.say("drillbook receive: listening on http://{}:{}/alerts", host, server.server_address[1], err=True)
+    stopped = threading.Event()
+
+    def stop(*_: object) -> None:
+        if not stopped.is_set():
+            stopped.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        receiver.stop()
+        pool.close()
+    term.say("drillbook receive: stopped", err=True)
+
+
+def _sandbox_receiver() -> str:
+    """Where the running sandbox's Alertmanager posts (HOST:PORT); its token is exported under the
+    variable policy/alerting.yml names, unless that variable is set already."""
+    import json
+    from urllib.parse import urlsplit
+
+    from checks.targets import sandbox_state_path
+    from drillbook.alerts import load_alerting
+
+    path = sandbox_state_path()
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        url, token = state["endpoints"]["drillbook-receiver"], state["secrets"]["receiver_token"]
+    except FileNotFoundError:
+        raise ConfigError(
+            f"--sandbox: no sandbox runs (no {path}); start it with `python -m sandbox up`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"--sandbox: {path} names no receiver endpoint ({exc}); restart the sandbox"
+        ) from None
+    variable = load_alerting().auth.get("bearer_token_env")
+    if variable is None:
+        raise ConfigError("--sandbox: the sandbox's Alertmanager sends a bearer token; set receiver.auth "
+                          "bearer_token_env in policy/alerting.yml")  # fmt: skip
+    os.environ.setdefault(variable, token)
+    return str(urlsplit(url).netloc)
+
+
+def _receiver(records: Path | None) -> tuple[Any, Any]:
+    """The receiver of policy/alerting.yml and its kernel pool, checked before it listens."""
+    from checks import load_environments
+    from drillbook.alerts import load_alerting
+    from drillbook.kernels import KernelPool
+    from drillbook.notify import notifiers_from_config
+    from drillbook.receiver import Receiver, diagnosis, notifier, site_url
+    from drillbook.runner import project_root
+    from drillbook.site import read_runbook_pages
+
+    root = project_root()
+    policy = load_alerting()
+    # An unset secret stops it here, not at the first page; what is set is never printed.
+    redactor = term.redactor.adding(policy.credentials())
+    notifiers = notifiers_from_config(policy.notifiers, redactor=redactor)
+    environments = load_environments()
+    pages = read_runbook_pages(root / "docs" / "runbooks")
+    runbooks: dict[str, tuple[str, ...]] = {}
+    for page in pages:
+        for alert in page.alerts:
+            runbooks[alert] = (*runbooks.get(alert, ()), page.slug)
+    if not runbooks:
+        raise ConfigError(
+            f"no runbook under {root / 'docs' / 'runbooks'} lists an alert (front matter `alerts:`): "
+            "an alert would run nothing"
+        )
+    pool = KernelPool(size=policy.concurrency, cwd=root)
+    run = diagnosis(
+        pool,
+        redactor,
+        gates={name: str(spec.get("gate", "apply")) for name, spec in environments.items()},
+        titles={page.slug: page.title for page in pages},
+        site_url=site_url(root),
+        timeout_s=policy.run_timeout.total_seconds(),
+    )
+    receiver = Receiver(
+        policy,
+        runbooks=runbooks,
+        label_parameters={page.slug: dict(page.label_parameters) for page in pages},
+        environments=tuple(environments),
+        records=(records or root / "incidents").resolve(),
+        run=run,
+        notify=notifier(notifiers),
+        redactor=redactor,
+    )
+    return receiver, pool
+
+
 # --------------------------------------------------------------------------- incidents
 
 
@@ -704,12 +849,15 @@ def incident_new(
     """Write a post-mortem draft from the template, its timeline filled from the runs' records."""
     from checks import parse_duration
     from drillbook.postmortem import draft, run_records
+    from drillbook.receiver import read_timeline
     from drillbook.runner import project_root
 
     try:
         root = project_root()
-        found = run_records(records or root / "incidents", since=parse_duration(since), incident=incident)
-        text = draft(root, title=title, level=level, lead=lead, records=found)
+        folder = records or root / "incidents"
+        found = run_records(folder, since=parse_duration(since), incident=incident)
+        alerts = list(read_timeline(folder, incident)) if incident else []
+        text = draft(root, title=title, level=level, lead=lead, records=found, alert_events=alerts)
     except CheckError as exc:
         raise _fail(exc) from None
     slug = "-".join("".join(ch if ch.isalnum() else " " for ch in title.lower()).split())[:60]
@@ -718,7 +866,12 @@ def incident_new(
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(term.redactor.text(text), encoding="utf-8")
     tmp.replace(path)
-    term.say("post-mortem draft with {} runs in its timeline: {}", len(found), path)
+    term.say(
+        "post-mortem draft with {} runs and {} alert events in its timeline: {}",
+        len(found),
+        len(alerts),
+        path,
+    )
 
 
 def main(early_kernel: LaunchedKernel | None = None) -> None:

@@ -38,9 +38,29 @@ def run_records(folder: Path, *, since: timedelta, incident: str | None = None) 
     return sorted(records, key=lambda r: str(r["started_at"]))
 
 
-def timeline(records: Iterable[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """(time, event, source) rows from run records, in order."""
+# What an alert group's timeline (drillbook receive's alerts.jsonl) adds to the runs' own records.
+_ALERT_EVENTS = {
+    "alert firing": lambda e: f"alert {e.get('alert')} fires",
+    "alert resolved": lambda e: f"alert {e.get('alert')} resolved",
+    "unrouted": lambda e: f"alert {e.get('alert')} runs nothing: {e.get('reason')}",
+    "closed": lambda e: f"the group resolved before {', '.join(e.get('dropped', []))} ran",
+    "triage sent": lambda e: f"triage sent to {e.get('notifier')}",
+    "triage not sent": lambda e: f"triage NOT sent to {e.get('notifier')}: {e.get('detail')}",
+}
+
+
+def timeline(
+    records: Iterable[dict[str, Any]], alert_events: Iterable[dict[str, Any]] = ()
+) -> list[tuple[str, str, str]]:
+    """(time, event, source) rows from run records and an alert group's timeline, in order."""
     events: list[tuple[str, str, str]] = []
+    for event in alert_events:
+        describe = _ALERT_EVENTS.get(str(event.get("event")))
+        when = event.get("at") if event.get("event") in ("alert firing", "alert resolved") else None
+        when = when if when and not str(when).startswith("0001") else event.get("time")
+        if describe is not None and when:
+            stamp = datetime.fromisoformat(str(when).replace("Z", "+00:00")).astimezone().isoformat()
+            events.append((stamp, describe(event), "Alertmanager and drillbook receive"))
     for record in records:
         source = f"run of {record['runbook']} in {record['environment']}"
         who = record.get("operator") or "someone"
@@ -93,11 +113,19 @@ def template_text(root: Path) -> str:
     return section[2]
 
 
-def draft(root: Path, *, title: str, level: str, lead: str, records: Sequence[dict[str, Any]]) -> str:
+def draft(
+    root: Path,
+    *,
+    title: str,
+    level: str,
+    lead: str,
+    records: Sequence[dict[str, Any]],
+    alert_events: Sequence[dict[str, Any]] = (),
+) -> str:
     """The post-mortem template of `root`, filled for this incident."""
     text = template_text(root)
     severity = load_severity(root / "policy" / "severity.yml").level(level)
-    events = timeline(records)
+    events = timeline(records, alert_events)
     first, last = (events[0][0], events[-1][0]) if events else ("", "")
     values = {
         "title": title,

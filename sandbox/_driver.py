@@ -107,6 +107,9 @@ def chaos_path() -> Path:
     return state_path().parent / CHAOS_FILE
 
 
+# The endpoint where `drillbook receive` listens for the sandbox's Alertmanager, when run.
+DRILLBOOK_RECEIVER = "drillbook-receiver"
+
 # Published endpoints: service -> (scheme and path around "127.0.0.1:PORT").
 ENDPOINT_FORMS: dict[str, str] = {
     "api": "http://{host}",
@@ -167,6 +170,7 @@ def write_state(
     endpoints: Mapping[str, str],
     platform: Mapping[str, Sequence[str]],
     admin_token: str,
+    receiver_token: str | None = None,
 ) -> State:
     """Write the state file atomically, mode 0600; `platform` has a command per verb."""
     state: State = {
@@ -178,6 +182,8 @@ def write_state(
         "prometheus_jobs": dict(PROMETHEUS_JOBS),
         "secrets": {"admin_token": admin_token},
     }
+    if receiver_token is not None:  # what the sandbox's Alertmanager sends `drillbook receive`
+        state["secrets"]["receiver_token"] = receiver_token
     _write_private(path, state)
     return state
 
@@ -195,6 +201,7 @@ def record_started(
     platform: Mapping[str, Sequence[str]],
     admin_token: str,
     chaos_token: str,
+    receiver_token: str | None = None,
 ) -> State:
     """Write what a started sandbox leaves behind: the private chaos file, then the state file."""
     write_chaos_access(
@@ -212,6 +219,7 @@ def record_started(
         endpoints=endpoints,
         platform=platform,
         admin_token=admin_token,
+        receiver_token=receiver_token,
     )
 
 

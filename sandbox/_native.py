@@ -80,6 +80,7 @@ from supervisor.xmlrpc import Faults, SupervisorTransport  # type: ignore[import
 from sandbox._driver import (
     APP_ROLE,
     CHAOS_FILE,
+    DRILLBOOK_RECEIVER,
     REPO_ROOT,
     Driver,
     loopback_endpoints,
@@ -91,7 +92,7 @@ from sandbox._driver import (
     warm_cache,
 )
 from sandbox._errors import NotRunning, ReadinessTimeout, SandboxError, StartupError
-from sandbox._ports import pick_ports
+from sandbox._ports import pick_port, pick_ports
 from sandbox._readiness import (
     NotReady,
     http_answers,
@@ -488,12 +489,17 @@ class NativeDriver(Driver):
         self.layout.ports.write_text(json.dumps(ports, indent=2))
         probes = self._probes(ports)
         endpoints = loopback_endpoints(ports)
-        admin_token, chaos_token = new_token(), new_token()
+        # Where `drillbook receive` listens when someone runs it: Alertmanager posts there too.
+        endpoints[DRILLBOOK_RECEIVER] = f"http://127.0.0.1:{pick_port()}"
+        admin_token, chaos_token, receiver_token = new_token(), new_token(), new_token()
         failing: str | None = None  # the service to blame; None: supervisord or set-up
         try:
             # Prometheus first: it scrapes nothing for its first ~5 s (its scrape manager
             # applies targets on a 5 s tick), so that clock starts while PostgreSQL is set up.
-            self._write_configs(binaries, ports, endpoints, admin_token=admin_token, chaos_token=chaos_token)
+            self._write_configs(
+                binaries, ports, endpoints, admin_token=admin_token, chaos_token=chaos_token,
+                receiver_token=receiver_token,
+            )  # fmt: skip
             self._start_supervisord(binaries, deadline)
             self._initdb(binaries, timeout_s=deadline - time.monotonic())
             self._start_now(("postgres",))
@@ -563,6 +569,7 @@ class NativeDriver(Driver):
             platform=platform_commands(self._cli()),
             admin_token=admin_token,
             chaos_token=chaos_token,
+            receiver_token=receiver_token,
         )
 
     def down(self) -> None:
@@ -958,6 +965,7 @@ class NativeDriver(Driver):
         *,
         admin_token: str,
         chaos_token: str,
+        receiver_token: str,
     ) -> None:
         config = PACKAGE_DIR / "config"
         loopback = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
@@ -974,9 +982,16 @@ class NativeDriver(Driver):
                 prometheus_target=loopback["prometheus"],
             )
         )
+        token_file = self.layout.alertmanager / "drillbook-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(receiver_token + "\n", encoding="utf-8")
         alertmanager_yml = self.layout.alertmanager / "alertmanager.yml"
         alertmanager_yml.write_text(
-            Template((config / "alertmanager.yml").read_text()).substitute(receiver_url=endpoints["receiver"])
+            Template((config / "alertmanager.yml").read_text()).substitute(
+                receiver_url=endpoints["receiver"],
+                drillbook_url=endpoints[DRILLBOOK_RECEIVER],
+                drillbook_token_file=str(token_file),
+            )
         )
 
         def uvicorn(module: str, service: str) -> list[str]:

@@ -321,6 +321,7 @@ def check_notebooks(root: Path, pages: list[Page], sink: Sink) -> list[Notebook]
         notebook = by_slug.get(page.slug)
         if notebook is None:
             continue
+        _check_label_parameters(page, notebook, sink)
         tags = {tag for cell in notebook.cells for tag in cell.tags}
         for slug, tag, line in page.steps():
             if slug == page.slug and tag not in tags:
@@ -330,3 +331,37 @@ def check_notebooks(root: Path, pages: list[Page], sink: Sink) -> list[Notebook]
                     f"runbook_steps({slug!r}, {tag!r}): no cell of notebooks/{slug}.py is tagged {tag!r}",
                 )
     return notebooks
+
+
+def _check_label_parameters(page: Page, notebook: Notebook, sink: Sink) -> None:
+    """`label_parameters` names parameters of the notebook, never the ones only the runner sets."""
+    wanted = page.data.get("label_parameters")
+    if not isinstance(wanted, dict):
+        return  # absent, or the schema names what is wrong
+    cell = next((c for c in notebook.cells if "parameters" in c.tags), None)
+    declared = _assigned(cell) if cell is not None else set()
+    for label, parameter in wanted.items():
+        line = page.line("label_parameters", label)
+        if parameter in RUN_PARAMETERS:
+            sink.error(page.path, line, f"label_parameters: {label} -> {parameter}: {parameter} is set by "
+                       "the runner (an alert never sets env, apply or confirm)")  # fmt: skip
+        elif parameter not in declared:
+            known = ", ".join(sorted(declared - set(RUN_PARAMETERS))) or "none"
+            sink.error(page.path, line, f"label_parameters: {label} -> {parameter}: notebooks/{page.slug}.py "
+                       f"has no parameter {parameter!r} (its own: {known})")  # fmt: skip
+
+
+def _assigned(cell: Cell) -> set[str]:
+    """The names the parameters cell assigns."""
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError:
+        return set()
+    return {
+        target.id
+        for statement in tree.body
+        for target in (
+            statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        )
+        if isinstance(target, ast.Name)
+    }

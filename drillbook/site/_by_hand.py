@@ -202,4 +202,3 @@ def render_by_hand(calls: Sequence[CheckCall], targets: Targets, *, where: str =
     # words a responder types for a symptom, and send the search to the wrong runbook.
     fold = f'??? example "{BY_HAND_TITLE}"\n\n' + textwrap.indent("\n\n".join(parts), "    ")
     return f'<div class="drillbook-by-hand" data-search-exclude="" markdown>\n\n{fold}\n\n</div>'
-

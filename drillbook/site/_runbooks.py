@@ -8,7 +8,7 @@ import posixpath
 import re
 import textwrap
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +62,8 @@ class RunbookPage:
     symptoms: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     dashboards: tuple[Dashboard, ...] = ()
+    # alert label -> notebook parameter, for runs an alert starts (drillbook receive)
+    label_parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def review_due(self) -> date | None:
         if self.review_every_days is None:
@@ -128,6 +130,7 @@ def _read_runbook_page(path: Path) -> RunbookPage:
         symptoms=_strings(path, data, "symptoms"),
         needs=_strings(path, data, "needs"),
         dashboards=_dashboards(path, data),
+        label_parameters={str(k): str(v) for k, v in (data.get("label_parameters") or {}).items()},
     )
 
 

@@ -136,6 +136,12 @@ def render_runbook_summary(
                 else f"<code>{_e(alert)}</code>"
                 for alert in page.alerts
             )
+            + (
+                '<br><span class="drillbook-muted">When one fires, <code>drillbook receive</code> runs the '
+                "diagnosis by itself and posts the triage.</span>"
+                if page.alerts
+                else ""
+            )
             or "none: run it by hand",
         ),
         _row("Services", _e(", ".join(page.services)) or "—"),

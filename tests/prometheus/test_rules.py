@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "sandbox" / "config" / "rules"
 ALERTS = RULES / "alerts.yml"
 UNIT_TESTS = Path(__file__).with_name("alerts.test.yml")
-ALERTMANAGER_CONFIGS = sorted((REPO / "sandbox" / "config").glob("alertmanager*.yml"))
+ALERTMANAGER_CONFIGS = [
+    *sorted((REPO / "sandbox" / "config").glob("alertmanager*.yml")),
+    REPO / "deploy" / "alertmanager.yml",  # the example of drillbook receive's deployment
+]
 TOOL_TIMEOUT_S = 60
 # Each comparison and its opposite: what an inverted alert would test.
 OPPOSITE = {">=": "<", "<=": ">", "==": "!=", "!=": "==", ">": "<=", "<": ">="}
@@ -92,10 +95,14 @@ def test_an_alert_with_its_comparison_inverted_fails_its_unit_test(alert: str, t
 
 @pytest.mark.parametrize("config", ALERTMANAGER_CONFIGS, ids=lambda path: path.name)
 def test_every_alertmanager_configuration_passes_amtool(config: Path, tmp_path: Path) -> None:
-    # The native driver fills ${receiver_url}; the compose one is used as it is.
+    # The native driver fills the URLs and the token's file; the compose one is used as it is.
+    token = tmp_path / "drillbook-token"
+    token.write_text("a-token\n", encoding="utf-8")
     rendered = tmp_path / config.name
     rendered.write_text(
-        Template(config.read_text(encoding="utf-8")).substitute(receiver_url="http://127.0.0.1:9"),
+        Template(config.read_text(encoding="utf-8")).substitute(
+            receiver_url="http://127.0.0.1:9", drillbook_url="http://127.0.0.1:10", drillbook_token_file=token
+        ),
         encoding="utf-8",
     )
     done = _run(_tool("amtool"), "check-config", str(rendered))
