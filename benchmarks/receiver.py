@@ -86,10 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     page, triage = statistics.median(pages), statistics.median(triages)
     print(f"\nmachine: {os.cpu_count()} CPUs; scrape and rule evaluation every 2 s")
     print(f"fault to page (baseline)   median {page:6.2f} s  (n={len(pages)})")
-    print(
     ratio = f"ratio {triage / page:4.2f} of the page"
     print(f"fault to triage in chat    median {triage:6.2f} s  (n={len(triages)})  {ratio}")
-    )
     return 0
 
 
