@@ -764,7 +764,7 @@ def _sandbox_receiver() -> str:
     path = sandbox_state_path()
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        url, token = state["endpoints"]["drillbook-receiver"], state["secrets"]["receiver_token"]
+        url, token = state["drillbook_receiver"], state["secrets"]["receiver_token"]
     except FileNotFoundError:
         raise ConfigError(
             f"--sandbox: no sandbox runs (no {path}); start it with `python -m sandbox up`"

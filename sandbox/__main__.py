@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from sandbox import SERVICES, Driver, NotRunning, SandboxError, get_driver, use_replica
+from sandbox import SERVICES, Driver, NotRunning, SandboxError, get_driver, read_state, use_replica
 from sandbox.faults import Injector, catalogue
 from sandbox.stock import DIR_VARIABLE, STOCK_SERVICES, StockDriver, StockFaults, stock_catalogue
 
@@ -244,6 +244,8 @@ def _on_driver(driver: Driver, args: argparse.Namespace, prog: str, faults: Call
                     driver.up(timeout_s=args.timeout)
                 for service, endpoint in driver.endpoints().items():
                     print(f"{service:<11} {endpoint}")
+                if receiving := read_state(driver.state_file).get("drillbook_receiver"):
+                    print(f"Alertmanager also posts to {receiving}/alerts: run `drillbook receive --sandbox`")
             case "down":
                 driver.down()
             case "status":

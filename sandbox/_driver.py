@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Literal, TypedDict
+from typing import ClassVar, Literal, NotRequired, TypedDict
 
 import httpx
 
@@ -62,6 +62,9 @@ class State(TypedDict):
     services: list[str]
     prometheus_jobs: dict[str, str]
     secrets: dict[str, str]  # {"admin_token": ...}: the admin API's bearer token
+    # Where `drillbook receive --sandbox` listens, when someone runs it: Alertmanager posts there
+    # too. Not an endpoint of the sandbox's: nothing of the sandbox's listens on it.
+    drillbook_receiver: NotRequired[str]
 
 
 class ChaosAccess(TypedDict):
@@ -106,9 +109,6 @@ def chaos_path() -> Path:
     """The fault catalogue's private file, next to the state file."""
     return state_path().parent / CHAOS_FILE
 
-
-# The endpoint where `drillbook receive` listens for the sandbox's Alertmanager, when run.
-DRILLBOOK_RECEIVER = "drillbook-receiver"
 
 # Published endpoints: service -> (scheme and path around "127.0.0.1:PORT").
 ENDPOINT_FORMS: dict[str, str] = {
@@ -171,6 +171,7 @@ def write_state(
     platform: Mapping[str, Sequence[str]],
     admin_token: str,
     receiver_token: str | None = None,
+    drillbook_receiver: str | None = None,
 ) -> State:
     """Write the state file atomically, mode 0600; `platform` has a command per verb."""
     state: State = {
@@ -184,6 +185,8 @@ def write_state(
     }
     if receiver_token is not None:  # what the sandbox's Alertmanager sends `drillbook receive`
         state["secrets"]["receiver_token"] = receiver_token
+    if drillbook_receiver is not None:
+        state["drillbook_receiver"] = drillbook_receiver
     _write_private(path, state)
     return state
 
@@ -202,6 +205,7 @@ def record_started(
     admin_token: str,
     chaos_token: str,
     receiver_token: str | None = None,
+    drillbook_receiver: str | None = None,
 ) -> State:
     """Write what a started sandbox leaves behind: the private chaos file, then the state file."""
     write_chaos_access(
@@ -220,6 +224,7 @@ def record_started(
         platform=platform,
         admin_token=admin_token,
         receiver_token=receiver_token,
+        drillbook_receiver=drillbook_receiver,
     )
 
 

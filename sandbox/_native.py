@@ -80,7 +80,6 @@ from supervisor.xmlrpc import Faults, SupervisorTransport  # type: ignore[import
 from sandbox._driver import (
     APP_ROLE,
     CHAOS_FILE,
-    DRILLBOOK_RECEIVER,
     REPO_ROOT,
     Driver,
     loopback_endpoints,
@@ -489,8 +488,8 @@ class NativeDriver(Driver):
         self.layout.ports.write_text(json.dumps(ports, indent=2))
         probes = self._probes(ports)
         endpoints = loopback_endpoints(ports)
-        # Where `drillbook receive` listens when someone runs it: Alertmanager posts there too.
-        endpoints[DRILLBOOK_RECEIVER] = f"http://127.0.0.1:{pick_port()}"
+        # Where `drillbook receive --sandbox` listens when someone runs it: Alertmanager posts there.
+        drillbook_receiver = f"http://127.0.0.1:{pick_port()}"
         admin_token, chaos_token, receiver_token = new_token(), new_token(), new_token()
         failing: str | None = None  # the service to blame; None: supervisord or set-up
         try:
@@ -498,7 +497,7 @@ class NativeDriver(Driver):
             # applies targets on a 5 s tick), so that clock starts while PostgreSQL is set up.
             self._write_configs(
                 binaries, ports, endpoints, admin_token=admin_token, chaos_token=chaos_token,
-                receiver_token=receiver_token,
+                receiver_token=receiver_token, drillbook_receiver=drillbook_receiver,
             )  # fmt: skip
             self._start_supervisord(binaries, deadline)
             self._initdb(binaries, timeout_s=deadline - time.monotonic())
@@ -570,6 +569,7 @@ class NativeDriver(Driver):
             admin_token=admin_token,
             chaos_token=chaos_token,
             receiver_token=receiver_token,
+            drillbook_receiver=drillbook_receiver,
         )
 
     def down(self) -> None:
@@ -966,6 +966,7 @@ class NativeDriver(Driver):
         admin_token: str,
         chaos_token: str,
         receiver_token: str,
+        drillbook_receiver: str,
     ) -> None:
         config = PACKAGE_DIR / "config"
         loopback = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
@@ -989,7 +990,7 @@ class NativeDriver(Driver):
         alertmanager_yml.write_text(
             Template((config / "alertmanager.yml").read_text()).substitute(
                 receiver_url=endpoints["receiver"],
-                drillbook_url=endpoints[DRILLBOOK_RECEIVER],
+                drillbook_url=drillbook_receiver,
                 drillbook_token_file=str(token_file),
             )
         )

@@ -95,19 +95,19 @@ def project_with_chat(folder: Path) -> Path:
     return policy
 
 
-def _endpoint(name: str) -> str:
-    state = json.loads(sandbox_state_path().read_text(encoding="utf-8"))
-    return str(state["endpoints"][name])
+def _state() -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(sandbox_state_path().read_text(encoding="utf-8"))
+    return state
 
 
 def receiver_url() -> str:
-    return _endpoint("drillbook-receiver")
+    return str(_state()["drillbook_receiver"])
 
 
 def wait_until_quiet(alert: str, *, timeout_s: float = 120) -> None:
     """Return once Alertmanager holds no active `alert`: a fault of an earlier test may still
     keep it firing, and Alertmanager does not notify again of an alert it already sent."""
-    url = f"{_endpoint('alertmanager')}/api/v2/alerts"
+    url = f"{_state()['endpoints']['alertmanager']}/api/v2/alerts"
     params = {"active": "true", "silenced": "false", "inhibited": "false", "filter": f'alertname="{alert}"'}
     deadline = time.monotonic() + timeout_s
     while httpx.get(url, params=params, timeout=5).json():

@@ -100,11 +100,16 @@ def test_a_burst_of_500_notifications_runs_each_group_once_with_bounded_kernels(
     assert answered == [202] * 500  # none refused for good: no group lost
     assert unhealthy == []
     events = list(read_timeline(records))
-    started = [(e["incident"], e["runbook"]) for e in events if e["event"] == "run started"]
-    assert len(started) == len(set(started))  # each group and runbook ran once
-    assert {incident for incident, _ in started} == {
-        e["incident"] for e in events if e["event"] == "alert firing"
+    storm = {
+        e["incident"] for e in events if e["event"] == "alert firing" and e["group"].startswith("storm-")
     }
+    assert len(storm) == len(groups)
+    started = [(e["incident"], e["runbook"]) for e in events if e["event"] == "run started"]
+    started = [(incident, runbook) for incident, runbook in started if incident in storm]
+    assert len(started) == len(set(started))  # each group and runbook ran once
+    assert {incident for incident, _ in started} == storm  # and every group did
     # The kernel factory and the kernels kept ready, plus one per diagnosis running: never 500.
     assert most - idle <= concurrency, (idle, most)
-    assert 'drillbook_receiver_notifications_total{outcome="accepted"} 500' in metrics
+    # 500, and whatever the sandbox's own Alertmanager sent meanwhile (it posts here too)
+    [accepted] = [line for line in metrics.splitlines() if 'notifications_total{outcome="accepted"}' in line]
+    assert int(accepted.split()[-1]) >= 500
