@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ DEPLOY = REPO / "deploy"
 
 def _receive_options() -> set[str]:
     done = subprocess.run(
-        ["python", "-m", "drillbook", "receive", "--help"],
+        [sys.executable, "-m", "drillbook", "receive", "--help"],
         capture_output=True, text=True, timeout=60, check=True, cwd=REPO,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )  # fmt: skip
