@@ -52,6 +52,28 @@ app = typer.Typer(
 incident_app = typer.Typer(help="Incident records: post-mortem drafts from the runs of an incident.")
 app.add_typer(incident_app, name="incident")
 
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"drillbook {version('drillbook')}")
+        except PackageNotFoundError:
+            print("drillbook (not installed as a distribution: no version)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Incident runbooks as code: run a runbook's diagnosis and gated mitigations."""
+
+
 _STYLE = {
     Status.NOT_APPLICABLE: "dim",
     Status.OK: "green",

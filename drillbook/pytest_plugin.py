@@ -1,5 +1,8 @@
 """A pytest plugin that collects runbook notebooks (`notebooks/*.py`) as test items.
 
+Only in a drillbook project (`[tool.drillbook]` in the pyproject.toml of pytest's root
+directory): installed anywhere else, it collects nothing.
+
 Each notebook runs in a fresh kernel against the environment the
 `runbook_targets` fixture names (the project's conftest provides the
 sandbox's). The item fails when a cell raises, showing the cell's source and
@@ -23,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from checks import Status, Targets
+from checks import ConfigError, Status, Targets
 from drillbook.harness import DEFAULT_JOBS, submit_many
 from drillbook.kernels import KernelPool
+from drillbook.project import read_table
 from drillbook.runner import Execution, Runbook, project_root, write_outputs
 
 _HEADER = "format_name: percent"
@@ -47,8 +51,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_CONFIGURED = pytest.StashKey[bool]()
+
+
+def _configured(config: pytest.Config) -> bool:
+    """Whether the project under test is a drillbook project (`[tool.drillbook]` in its
+    pyproject.toml): anywhere else the plugin is installed, it collects nothing."""
+    if _CONFIGURED not in config.stash:
+        try:
+            table, _ = read_table(Path(config.rootpath))
+        except ConfigError:
+            table = None
+        config.stash[_CONFIGURED] = table is not None
+    return config.stash[_CONFIGURED]
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if parent.config.getoption("no_runbooks"):
+    if parent.config.getoption("no_runbooks") or not _configured(parent.config):
         return None
     if file_path.suffix == ".py" and file_path.parent.name == "notebooks" and _is_notebook(file_path):
         file: NotebookFile = NotebookFile.from_parent(parent, path=file_path)

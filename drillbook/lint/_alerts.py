@@ -13,8 +13,7 @@ from checks import CheckError, SeverityPolicy
 from drillbook.lint import _yaml
 from drillbook.lint._model import Sink, listing
 from drillbook.lint._pages import Page
-
-DEFAULT_ALERT_RULES = ("sandbox/config/rules/alerts.yml",)
+from drillbook.project import DEFAULT_ALERT_RULES
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,8 @@ from material.plugins.search.plugin import SearchIndex
 from mkdocs.plugins import event_priority
 from mkdocs.utils import get_relative_url
 
-from checks import ConfigError, Targets, load_environments
+from checks import CheckError, ConfigError, Targets, load_environments
+from drillbook.project import Project
 
 from ._alerts import AlertLink, AlertRule, link_alerts, read_alert_rules, render_alerts_table
 from ._by_hand import BY_HAND_TITLE
@@ -105,7 +106,6 @@ from ._templates import (
 
 __all__ = [
     "BY_HAND_TITLE",
-    "DEFAULT_ALERT_RULES",
     "INDEX_FILE",
     "OUTPUT_TITLE",
     "PLACEHOLDER",
@@ -162,9 +162,6 @@ __all__ = [
     "section_id",
 ]
 
-DEFAULT_ALERT_RULES = ("sandbox/config/rules/alerts.yml",)
-"""Rule files read when mkdocs.yml's `extra.drillbook.alert_rules` does not list them."""
-
 INDEX_FILE = "runbooks.json"
 """The machine-readable runbook index at the site root."""
 
@@ -198,9 +195,13 @@ def _settings(conf: Mapping[str, Any]) -> Mapping[str, Any]:
     return settings if isinstance(settings, Mapping) else {}
 
 
-def _alert_rule_files(paths: SitePaths, conf: Mapping[str, Any]) -> list[Path]:
-    files = _settings(conf).get("alert_rules") or DEFAULT_ALERT_RULES
-    return [paths.root / str(name) for name in files]
+def _alert_rule_files(paths: SitePaths) -> list[Path]:
+    """The project's alert rule files (`[tool.drillbook] alert_rules`, as lint reads them); a
+    build fails on one that does not exist, as lint does."""
+    try:
+        return list(Project.at(paths.root).existing_alert_rules())
+    except CheckError as exc:
+        raise SiteError(str(exc)) from exc
 
 
 def by_hand_targets(paths: SitePaths, conf: Mapping[str, Any]) -> Targets:
@@ -297,11 +298,11 @@ def define_env(env: MacrosEnv) -> None:
             link_from=src_path(),
             today=today(),
             drills=read_drills(paths.drill_summary),
-            known_alerts={rule.name for rule in read_alert_rules(_alert_rule_files(paths, env.conf))},
+            known_alerts={rule.name for rule in read_alert_rules(_alert_rule_files(paths))},
         )
 
     def alert_rules() -> str:
-        rules = read_alert_rules(_alert_rule_files(paths, env.conf))
+        rules = read_alert_rules(_alert_rule_files(paths))
         titles = {page.slug: page.title for page in read_runbook_pages(paths.runbooks)}
         links = link_alerts(rules, str(env.conf.get("site_url") or ""), titles)
         return render_alerts_table(links, link_from=src_path(), titles=titles)
@@ -475,7 +476,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
             alerts=link("alerts.md"),
             severity=link("severity.md"),
             signals=link("signals.md"),
-            known_alerts=frozenset(rule.name for rule in read_alert_rules(_alert_rule_files(paths, config))),
+            known_alerts=frozenset(rule.name for rule in read_alert_rules(_alert_rule_files(paths))),
         ),
         verification=read_verification(paths.executed, slug),
         drills=read_drills(paths.drill_summary).get(slug, ()),

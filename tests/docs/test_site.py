@@ -74,11 +74,16 @@ def built(result: subprocess.CompletedProcess[str], site_dir: Path) -> Path:
 def copy_project(destination: Path, *, rules: str | None = None) -> Path:
     """The parts of the checkout that a build reads, copied so that a test may change them.
 
-    `rules` becomes the copy's sandbox/config/rules/alerts.yml; without it the copy has no rule file.
+    `rules` becomes the copy's sandbox/config/rules/alerts.yml; without it the copy's
+    `[tool.drillbook]` names no rule file.
     """
     for name in ("docs", "notebooks", "policy"):
         shutil.copytree(REPO / name, destination / name, ignore=shutil.ignore_patterns("node_modules"))
     shutil.copy2(REPO / "mkdocs.yml", destination / "mkdocs.yml")
+    named = '["sandbox/config/rules/alerts.yml"]' if rules is not None else "[]"
+    (destination / "pyproject.toml").write_text(
+        f"[tool.drillbook]\nalert_rules = {named}\n", encoding="utf-8"
+    )
     if rules is not None:
         target = destination / "sandbox" / "config" / "rules" / "alerts.yml"
         target.parent.mkdir(parents=True)
@@ -773,10 +778,8 @@ def test_the_by_hand_environment_is_the_one_mkdocs_yml_names(
     project = copy_project(tmp_path_factory.mktemp("project-by-hand"))
     config = project / "mkdocs.yml"
     text = config.read_text(encoding="utf-8")
-    assert "  drillbook:\n" in text
-    config.write_text(
-        text.replace("  drillbook:\n", "  drillbook:\n    by_hand_environment: staging\n"), "utf-8"
-    )
+    assert "\nextra:" not in text
+    config.write_text(text + "\nextra:\n  drillbook:\n    by_hand_environment: staging\n", "utf-8")
     site_dir = tmp_path_factory.mktemp("site-by-hand")
     page = built(mkdocs_build(project, site_dir), site_dir) / "runbooks" / "database-down" / "index.html"
     sh = [line for fold in by_hand_folds(page) for line in fold.get("sh", ())]
