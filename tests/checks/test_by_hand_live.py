@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,12 +34,23 @@ def up_availability(targets: Targets, promql: str) -> float:
     return 1 - sum(1 for s in samples if s.value < 1) / len(samples)
 
 
+def just_scraped(targets: Targets, *, within_s: float = 0.4, timeout_s: float = 10.0) -> None:
+    """Return right after Prometheus scraped the api: the most time before the next scrape."""
+    selector = f'up{{job="{targets.job("api")}"}}'
+    deadline = time.monotonic() + timeout_s
+    while (age := prometheus.sample_age(targets, selector)) is None or age > within_s:
+        assert time.monotonic() < deadline, f"no fresh scrape of {selector} in {timeout_s:g} s"
+        time.sleep(0.05)
+
+
 def same_scrape(
-    read_manual: Callable[[], float], run_check: Callable[[], float], *, attempts: int = 20
+    targets: Targets, read_manual: Callable[[], float], run_check: Callable[[], float], *, attempts: int = 40
 ) -> tuple[float, float]:
-    """The by-hand value and the check's, from the same scrape: the by-hand query is read before
-    and after the check, and the pair is kept once both readings agree (no scrape in between)."""
+    """The by-hand value and the check's, from the same scrape: each try starts right after a
+    scrape, reads the by-hand query before and after the check, and the pair is kept once both
+    readings agree (no scrape in between; on a loaded machine a check can take longer)."""
     for _ in range(attempts):
+        just_scraped(targets)
         before = read_manual()
         measured = run_check()
         if read_manual() == before:
@@ -76,7 +88,7 @@ def test_the_promql_shown_gives_what_the_check_measured(
         assert result.status.value in ("OK", "WARN", "CRIT"), result.summary  # it measured something
         return measured(result)
 
-    by_hand, by_check = same_scrape(lambda: read(runbook_targets, first.text), run_check)
+    by_hand, by_check = same_scrape(runbook_targets, lambda: read(runbook_targets, first.text), run_check)
     assert math.isclose(by_hand, by_check, rel_tol=1e-9, abs_tol=1e-12), (first.text, by_hand, by_check)
 
 
