@@ -15,27 +15,20 @@ from typing import TypeVar
 
 import pytest
 
+from drillbook.site import read_runbook_pages
 from sandbox import Driver, get_driver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITE = "https://runbooks.example.internal/"  # mkdocs.yml site_url
-# The alerts of CONTRACTS.md, each with the runbook slug its runbook_url must point at.
-CONTRACT_ALERTS = {
-    "ServiceDown": "service-down",
-    "HighErrorRate": "high-error-rate",
-    "SlowResponses": "slow-responses",
-    "UpstreamOutage": "upstream-outage",
-    "UpstreamRateLimited": "upstream-outage",
-    "BadRollout": "bad-rollout",
-    "PostgresConnectionsHigh": "database-connections",
-    "PostgresLockContention": "database-connections",
-    "PostgresDown": "database-down",
-    "RedisDown": "cache-degradation",
-    "CacheHitRateLow": "cache-degradation",
-    "RedisEvictions": "cache-degradation",
-    "CostSpike": "cost-spike",
-    "SuspiciousAccess": "security-incident",
-}
+
+
+def runbook_of_alert() -> dict[str, str]:
+    """Each alert and the runbook whose front matter lists it (`alerts:`), the page its
+    runbook_url must point at: read from the runbooks, never kept by hand here."""
+    pages = read_runbook_pages(REPO_ROOT / "docs" / "runbooks")
+    return {alert: page.slug for page in pages for alert in page.alerts}
+
+
 T = TypeVar("T")
 
 

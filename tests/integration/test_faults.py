@@ -26,7 +26,7 @@ from sandbox import Driver, read_state, state_path
 from sandbox._driver import chaos_path, read_chaos_access
 from sandbox.faults import Injector, catalogue
 from sandbox.service.corpus import API_APPLICATION_NAME, API_POOL_MAX_SIZE, SUSPICIOUS_ADDRESS, api_key
-from tests.integration.support import CONTRACT_ALERTS, SITE, running_sandbox, sandbox_cli, sandbox_dir, until
+from tests.integration.support import SITE, runbook_of_alert, running_sandbox, sandbox_cli, sandbox_dir, until
 
 pytestmark = pytest.mark.sandbox
 
@@ -132,7 +132,7 @@ def drill(
         world.cleared = datetime.now(UTC)
         injector.clear(name)
     alert = page["labels"]["alertname"]
-    assert page["annotations"]["runbook_url"] == f"{SITE}runbooks/{CONTRACT_ALERTS[alert]}/"
+    assert page["annotations"]["runbook_url"] == f"{SITE}runbooks/{runbook_of_alert()[alert]}/"
     assert page["labels"]["severity"] in {"SEV1", "SEV2", "SEV3", "SEV4"}
     until(lambda: normal(world), timeout_s=NORMAL_TIMEOUT_S, what=f"{name} cleared: back to normal")
 

@@ -29,12 +29,12 @@ from sandbox._driver import PROMETHEUS_JOBS, chaos_path
 from sandbox.faults import Injector
 from sandbox.service.corpus import SUPPORT_TOOL_USER_ID, api_key
 from tests.integration.support import (
-    CONTRACT_ALERTS,
     SITE,
     descendants,
     is_loopback,
     listening_addresses,
     process_alive,
+    runbook_of_alert,
     running_sandbox,
     sandbox_cli,
     sandbox_dir,
@@ -405,8 +405,9 @@ def test_prometheus_scrapes_every_job_and_the_blackbox_probe_succeeds(state: dic
 def test_every_contract_alert_is_loaded_with_severity_and_runbook_url(state: dict[str, Any]) -> None:
     groups = httpx.get(f"{state['endpoints']['prometheus']}/api/v1/rules", timeout=5).json()["data"]["groups"]
     alerts = {rule["name"]: rule for group in groups for rule in group["rules"] if rule["type"] == "alerting"}
-    assert set(alerts) == set(CONTRACT_ALERTS)
-    for name, slug in CONTRACT_ALERTS.items():
+    runbooks = runbook_of_alert()
+    assert set(alerts) == set(runbooks)
+    for name, slug in runbooks.items():
         assert alerts[name]["labels"]["severity"] in {"SEV1", "SEV2", "SEV3", "SEV4"}
         assert alerts[name]["annotations"]["runbook_url"] == f"{SITE}runbooks/{slug}/"
         assert alerts[name]["annotations"]["summary"]
@@ -429,7 +430,7 @@ def test_alertmanager_is_ready_and_routes_to_the_receiver(state: dict[str, Any])
 def test_sandbox_files_the_linter_reads_are_consistent() -> None:
     faults = yaml.safe_load((REPO_ROOT / "sandbox" / "faults.yml").read_text())
     alerts = {a for fault in faults for a in fault["alerts"]}
-    assert alerts == set(CONTRACT_ALERTS)
+    assert alerts == set(runbook_of_alert())
 
 
 # -- outages --------------------------------------------------------------------------------------

@@ -40,8 +40,10 @@ def test_shipped_escalation_and_environments_load() -> None:
     escalation = load_escalation(POLICY / "escalation.yml")
     assert set(escalation.ladders) == {"SEV1", "SEV2", "SEV3", "SEV4"}
     environments = load_environments(POLICY / "environments.yml")
-    assert set(environments) == {"sandbox", "stock", "staging", "production"}
+    # Any number of environments may be added; these are the ones the project's own tools use.
+    assert {"sandbox", "stock", "production"} <= set(environments)
     assert environments["production"]["gate"] == "confirm"
+    assert all(spec["gate"] in ("apply", "confirm") for spec in environments.values())
 
 
 def test_malformed_duration_names_file_line_key_and_expected_shape(policy_copy: Path) -> None:
