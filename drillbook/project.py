@@ -7,6 +7,8 @@ and the pytest plugin leaves it alone.
     [tool.drillbook]
     alert_rules = ["monitoring/alerts.yml"]   # Prometheus rule files whose alerts need runbooks
     runbooks_pending = []                      # runbooks alerts point at, not written yet
+    faults = "sandbox/faults.yml"              # the fault catalogue the runbooks' faults name
+    drills = "tests/drills"                    # the drill tests, one naming each fault
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = ["DEFAULT_ALERT_RULES", "Project", "read_table"]
 PYPROJECT = "pyproject.toml"
 DEFAULT_ALERT_RULES = ("sandbox/config/rules/alerts.yml",)
 """The rule files read when `[tool.drillbook] alert_rules` does not name any."""
+DEFAULT_FAULTS = "sandbox/faults.yml"
+DEFAULT_DRILLS = "tests/drills"
 
 
 def read_table(root: Path) -> tuple[dict[str, Any] | None, str]:
@@ -47,15 +51,33 @@ class Project:
     root: Path
     configured: bool
     alert_rules: tuple[Path, ...]
+    faults: Path
+    drills: Path
 
     @classmethod
     def at(cls, root: Path) -> Project:
         """The project at `root`, from its `[tool.drillbook]` (defaults where it says nothing)."""
         table, _ = read_table(root)
-        rules = (table or {}).get("alert_rules", list(DEFAULT_ALERT_RULES))
+        settings = table or {}
+        rules = settings.get("alert_rules", list(DEFAULT_ALERT_RULES))
         if not isinstance(rules, list) or not all(isinstance(item, str) for item in rules):
             raise ConfigError(f"{root / PYPROJECT}: [tool.drillbook] alert_rules must be a list of paths")
-        return cls(root=root, configured=table is not None, alert_rules=tuple(root / name for name in rules))
+        folders = {
+            key: settings.get(key, default)
+            for key, default in (("faults", DEFAULT_FAULTS), ("drills", DEFAULT_DRILLS))
+        }
+        for key, value in folders.items():
+            if not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"{root / PYPROJECT}: [tool.drillbook] {key} must be a path, such as {value!r}"
+                )
+        return cls(
+            root=root,
+            configured=table is not None,
+            alert_rules=tuple(root / name for name in rules),
+            faults=root / folders["faults"],
+            drills=root / folders["drills"],
+        )
 
     def existing_alert_rules(self) -> tuple[Path, ...]:
         """The alert rule files; ConfigError naming the one that does not exist."""

@@ -14,8 +14,9 @@ What it checks, each against the files that hold the facts:
 - alerts ↔ runbooks in both directions, for the rule files named by
   `[tool.drillbook] alert_rules` in pyproject.toml, and every alert's
   `runbook_url` pointing at a page of the site (mkdocs.yml `site_url`);
-- faults: each one a runbook lists is in sandbox/faults.yml and has a drill in
-  tests/drills/ (a test naming it as a string literal);
+- faults: each one a runbook lists is in the fault catalogue and has a drill in the
+  drill tests (a test naming it as a string literal): `[tool.drillbook] faults` and
+  `drills`, by default sandbox/faults.yml and tests/drills;
 - review dates: a warning when a review falls due, an error when a runbook
   whose severity pages someone is overdue;
 - numbers written twice (see `drillbook.lint._numbers`): an alert's severity label

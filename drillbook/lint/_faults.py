@@ -10,9 +10,7 @@ from drillbook.lint import _yaml
 from drillbook.lint._alerts import Rules
 from drillbook.lint._model import Sink, listing
 from drillbook.lint._pages import Page
-
-CATALOGUE = Path("sandbox/faults.yml")
-DRILLS = Path("tests/drills")
+from drillbook.project import Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,33 +67,36 @@ def _drilled(folder: Path, sink: Sink) -> set[str]:
 
 
 def check_faults(root: Path, pages: list[Page], rules: Rules, sink: Sink) -> None:
-    path = root / CATALOGUE
+    project = Project.at(root)
+    path, drills = project.faults, project.drills
+    catalogue_name, drills_name = sink.where(path), sink.where(drills)
     listed = [(page, name, line) for page in pages for name, line in page.names("faults")]
     if not path.is_file():
         for page in {page.slug: page for page, _, _ in listed}.values():
             sink.error(
                 page.path,
                 page.line("faults"),
-                f"the page lists faults, but the sandbox fault catalogue {CATALOGUE} does not exist",
+                f"the page lists faults, but the fault catalogue {catalogue_name} does not exist "
+                "([tool.drillbook] faults)",
             )
         return
     catalogue = _catalogue(path, sink)
     if catalogue is None:
         return
-    drilled = _drilled(root / DRILLS, sink)
+    drilled = _drilled(drills, sink)
     for page, name, line in listed:
         if name not in catalogue:
             sink.error(
                 page.path,
                 line,
-                f"fault {name!r} is not in the sandbox catalogue {CATALOGUE} "
+                f"fault {name!r} is not in the fault catalogue {catalogue_name} "
                 f"(known: {listing(sorted(catalogue))})",
             )
         elif name not in drilled:
             sink.error(
                 page.path,
                 line,
-                f"fault {name!r} has no drill: no test in {DRILLS}/ names {name!r}; "
+                f"fault {name!r} has no drill: no test in {drills_name}/ names {name!r}; "
                 "write one that injects it and runs this runbook",
             )
     handled = {name for _, name, _ in listed}

@@ -154,8 +154,8 @@ def test_no_rule_files_means_no_alert_can_be_listed(repo: Path) -> None:
 def test_a_missing_fault_catalogue_is_an_error_where_a_runbook_lists_faults(repo: Path) -> None:
     (repo / "sandbox" / "faults.yml").unlink()
     assert messages(run(repo, today=TODAY)) == [
-        "docs/runbooks/service-down.md:8: error: the page lists faults, but the sandbox fault catalogue "
-        "sandbox/faults.yml does not exist"
+        "docs/runbooks/service-down.md:8: error: the page lists faults, but the fault catalogue "
+        "sandbox/faults.yml does not exist ([tool.drillbook] faults)"
     ]
     page = repo / "docs" / "runbooks" / "service-down.md"
     page.write_text(page.read_text().replace("faults: [service-down]", "faults: []"))
@@ -437,3 +437,18 @@ def test_a_check_default_that_contradicts_the_policy_is_an_error_at_the_check(re
         "checks/prometheus.py" in m and "check_error_ratio(warn=0.05) contradicts policy/severity.yml" in m
         for m in found
     ), found
+
+
+def test_the_fault_catalogue_and_the_drills_are_where_the_project_says(repo: Path) -> None:
+    """A team's project keeps them where it likes; lint reads `[tool.drillbook] faults` and `drills`."""
+    (repo / "ops").mkdir()
+    (repo / "sandbox" / "faults.yml").rename(repo / "ops" / "faults.yml")
+    (repo / "tests" / "drills").rename(repo / "drills")
+    pyproject = repo / "pyproject.toml"
+    before = run(repo, today=TODAY)
+    assert any("the fault catalogue sandbox/faults.yml does not exist" in str(f) for f in before.findings)
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + 'faults = "ops/faults.yml"\ndrills = "drills"\n',
+        encoding="utf-8",
+    )
+    assert messages(run(repo, today=TODAY)) == []
