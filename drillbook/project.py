@@ -9,6 +9,7 @@ and the pytest plugin leaves it alone.
     runbooks_pending = []                      # runbooks alerts point at, not written yet
     faults = "sandbox/faults.yml"              # the fault catalogue the runbooks' faults name
     drills = "tests/drills"                    # the drill tests, one naming each fault
+    checks_packages = ["orders_checks"]        # the team's own checks, notebooks may import them
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Project:
     alert_rules: tuple[Path, ...]
     faults: Path
     drills: Path
+    checks_packages: tuple[str, ...] = ()
 
     @classmethod
     def at(cls, root: Path) -> Project:
@@ -71,12 +73,20 @@ class Project:
                 raise ConfigError(
                     f"{root / PYPROJECT}: [tool.drillbook] {key} must be a path, such as {value!r}"
                 )
+        packages = settings.get("checks_packages", [])
+        if not isinstance(packages, list) or not all(
+            isinstance(name, str) and name.isidentifier() for name in packages
+        ):
+            raise ConfigError(
+                f"{root / PYPROJECT}: [tool.drillbook] checks_packages must be a list of package names"
+            )
         return cls(
             root=root,
             configured=table is not None,
             alert_rules=tuple(root / name for name in rules),
             faults=root / folders["faults"],
             drills=root / folders["drills"],
+            checks_packages=tuple(packages),
         )
 
     def existing_alert_rules(self) -> tuple[Path, ...]:

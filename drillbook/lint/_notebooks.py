@@ -20,6 +20,7 @@ from checks import UnreadableFile, read_utf8
 from drillbook.lint._model import Sink
 from drillbook.lint._pages import SLUG, Page
 from drillbook.notebooks import RUN_PARAMETERS
+from drillbook.project import Project
 
 _MARKER = re.compile(r"^# %%")
 _MAGIC = re.compile(r"^\s*(?:[\w.]+\s*=\s*)?([!%])")
@@ -96,7 +97,9 @@ def read_notebook(path: Path, sink: Sink) -> Notebook | None:
     return Notebook(path.stem, path, dict(notebook.metadata), tuple(cells), header_end > 0)
 
 
-def check_notebook(notebook: Notebook, sink: Sink) -> None:
+def check_notebook(notebook: Notebook, sink: Sink, packages: tuple[str, ...] = ("checks",)) -> None:
+    """The hygiene of one notebook; it may import the public API of `packages` (checks, and the
+    project's own checks packages) and IPython.display."""
     path = notebook.path
     fmt = notebook.metadata.get("jupytext", {}).get("text_representation", {}).get("format_name")
     if not notebook.has_header or fmt != "percent":
@@ -119,7 +122,7 @@ def check_notebook(notebook: Notebook, sink: Sink) -> None:
         if cell.kind == "code":
             tree = _parse(cell, path, sink)
             if tree is not None:
-                _check_code(cell, tree, path, sink)
+                _check_code(cell, tree, path, sink, packages)
 
 
 def _check_title(notebook: Notebook, sink: Sink) -> None:
@@ -220,15 +223,18 @@ def _parse(cell: Cell, path: Path, sink: Sink) -> ast.Module | None:
         return None
 
 
-def _module_allowed(module: str) -> bool:
+def _module_allowed(module: str, packages: tuple[str, ...]) -> bool:
     parts = module.split(".")
-    if parts[0] == "checks":
+    if parts[0] in packages:
         return not any(part.startswith("_") for part in parts)
     return module in _ALLOWED_MODULES
 
 
-def _check_code(cell: Cell, tree: ast.Module, path: Path, sink: Sink) -> None:
-    rule = "a notebook imports only the public API of checks and IPython.display"
+def _check_code(cell: Cell, tree: ast.Module, path: Path, sink: Sink, packages: tuple[str, ...]) -> None:
+    rule = (
+        f"a notebook imports only the public API of {', '.join(packages)} and IPython.display "
+        "(a project's own checks packages: [tool.drillbook] checks_packages)"
+    )
     mitigation = "mitigation" in cell.tags
     gated = False
     for node in ast.walk(tree):
@@ -243,11 +249,11 @@ def _check_code(cell: Cell, tree: ast.Module, path: Path, sink: Sink) -> None:
             )
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if not _module_allowed(alias.name):
+                if not _module_allowed(alias.name, packages):
                     sink.error(path, line, f"imports {alias.name}: {rule}")
         elif isinstance(node, ast.ImportFrom):
             module = "." * node.level + (node.module or "")
-            if node.level or not (_module_allowed(module) or module == "IPython"):
+            if node.level or not (_module_allowed(module, packages) or module == "IPython"):
                 sink.error(path, line, f"imports from {module}: {rule}")
                 continue
             for alias in node.names:
@@ -292,6 +298,7 @@ def _check_code(cell: Cell, tree: ast.Module, path: Path, sink: Sink) -> None:
 def check_notebooks(root: Path, pages: list[Page], sink: Sink) -> list[Notebook]:
     """Pairing of pages and notebooks, then the hygiene of every notebook."""
     folder = root / "notebooks"
+    project = Project.at(root)
     paths = sorted(folder.glob("*.py")) if folder.is_dir() else []
     slugs = {page.slug for page in pages}
     for page in pages:
@@ -314,7 +321,7 @@ def check_notebooks(root: Path, pages: list[Page], sink: Sink) -> list[Notebook]
             sink.error(path, 1, f"the file name {path.name!r} is no slug: use lower-case words joined by '-'")
         notebook = read_notebook(path, sink)
         if notebook is not None:
-            check_notebook(notebook, sink)
+            check_notebook(notebook, sink, ("checks", *project.checks_packages))
             notebooks.append(notebook)
     by_slug = {notebook.slug: notebook for notebook in notebooks}
     for page in pages:

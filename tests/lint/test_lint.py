@@ -452,3 +452,30 @@ def test_the_fault_catalogue_and_the_drills_are_where_the_project_says(repo: Pat
         encoding="utf-8",
     )
     assert messages(run(repo, today=TODAY)) == []
+
+
+def test_notebooks_may_import_the_checks_packages_the_project_declares(repo: Path) -> None:
+    notebook = repo / "notebooks" / "service-down.py"
+    text = notebook.read_text(encoding="utf-8")
+    notebook.write_text(
+        text.replace(
+            "from checks import Gate, Targets, http, restart_service, wait_until_ok\n",
+            "from checks import Gate, Targets, http, restart_service, wait_until_ok\n"
+            "from orders_checks import queue\nfrom orders_checks._internal import raw\n",
+        ),
+        encoding="utf-8",
+    )
+    undeclared = messages(run(repo, today=TODAY))
+    assert any(
+        "imports from orders_checks: a notebook imports only the public API of checks" in m
+        for m in undeclared
+    )
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + 'checks_packages = ["orders_checks"]\n', encoding="utf-8"
+    )
+    [private] = messages(run(repo, today=TODAY))  # the team's public API, never its private modules
+    assert (
+        "imports from orders_checks._internal: a notebook imports only the public API of checks, orders_"
+        in (private)
+    )
