@@ -691,6 +691,67 @@ def escalation(
         term.say("next step in {}", due.next_step_in)
 
 
+# --------------------------------------------------------------------------- a new runbook
+
+
+@app.command()
+def new(
+    slug: Annotated[str, typer.Argument(help="The runbook's name: lower-case words joined by '-'.")],
+    title: Annotated[str | None, typer.Option("--title", help="Its title (default: from the slug).")] = None,
+    severity: Annotated[
+        str, typer.Option("--severity", help="Its default level (policy/severity.yml).")
+    ] = "SEV3",
+    owner: Annotated[str, typer.Option("--owner", help="The owning team.")] = "platform-team",
+    service: Annotated[str, typer.Option("--service", help="The service it is about.")] = "api",
+) -> None:
+    """Add a runbook: its page with the fixed sections and its notebook with the fixed cells.
+
+    Every place left to write says FILL IN; `drillbook lint` names each one, file and line,
+    until none is left.
+    """
+    import re
+    from string import Template
+
+    from checks import load_severity
+    from drillbook.runner import project_root
+
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
+        raise _fail(
+            UsageError(f"{slug!r} is no runbook name: use lower-case words joined by '-', such as disk-full")
+        )
+    try:
+        root = project_root()
+        policy = load_severity()
+    except CheckError as exc:
+        raise _fail(exc) from None
+    try:
+        level = policy.level(severity).id
+    except CheckError as exc:  # what was typed: a level the policy lacks
+        raise _fail(UsageError(str(exc))) from None
+    page, notebook = root / "docs" / "runbooks" / f"{slug}.md", root / "notebooks" / f"{slug}.py"
+    if existing := [path for path in (page, notebook) if path.exists()]:
+        raise _fail(UsageError(f"runbook {slug!r} exists already: {', '.join(map(str, existing))}"))
+    values = {
+        "slug": slug,
+        "title": title or slug.replace("-", " ").capitalize(),
+        "severity": level,
+        "owner": owner,
+        "service": service,
+        "today": datetime.now().date().isoformat(),
+    }
+    templates = Path(__file__).parent / "templates"
+    for path, template in ((page, "runbook.md.tmpl"), (notebook, "notebook.py.tmpl")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = Template((templates / template).read_text(encoding="utf-8")).substitute(values)
+        path.write_text(text, encoding="utf-8")
+        term.say("wrote {}", path.relative_to(root))
+    term.say(
+        "next: write what the page marks FILL IN, give the notebook the checks this incident needs, "
+        "list the alerts and the faults it handles in the front matter, and write a drill for each "
+        "fault; `drillbook lint` names every place still to do."
+    )
+
+
 # --------------------------------------------------------------------------- lint
 
 

@@ -31,6 +31,8 @@ SECTIONS = (
 )
 #: Sections whose steps come from the notebook, with the notebook tag they render.
 RENDERED = {"Diagnosis": "diagnosis", "Mitigation": "mitigation"}
+#: What `drillbook new` writes where the author has to: lint names each place until it is gone.
+FILL_IN = "FILL IN"
 #: A review falling due within this many days is announced as a warning.
 DUE_SOON = timedelta(days=14)
 
@@ -264,10 +266,14 @@ def check_reviews(pages: list[Page], policy: SeverityPolicy | None, sink: Sink) 
 
 
 def check_body(pages: list[Page], sink: Sink) -> None:
-    """Fixed sections in order; Diagnosis and Mitigation rendered from the notebook; no copied code."""
+    """Fixed sections in order; Diagnosis and Mitigation rendered from the notebook; no copied code;
+    nothing left to write from `drillbook new`."""
     for page in pages:
         if page.front is None:
             continue
+        for key, value in page.data.items():
+            if isinstance(value, str) and FILL_IN in value:
+                sink.error(page.path, page.line(key), f"still to write (from `drillbook new`): {key}")
         headings: list[tuple[str, int]] = []
         fence: str | None = None
         uses_macros = False
@@ -289,6 +295,8 @@ def check_body(pages: list[Page], sink: Sink) -> None:
                     )
                 continue
             uses_macros = uses_macros or bool(_MACRO.search(text))
+            if FILL_IN in text:
+                sink.error(page.path, line, f"still to write (from `drillbook new`): {text.strip()[:120]}")
             heading = _HEADING.match(text)
             if heading and len(heading[1]) == 2:
                 headings.append((heading[2], line))
