@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from checks import CheckError, SeverityPolicy
 from drillbook.lint import _yaml
 from drillbook.lint._model import Sink, listing
 from drillbook.lint._pages import Page
-from drillbook.project import DEFAULT_ALERT_RULES
+from drillbook.project import DEFAULT_ALERT_RULES, PYPROJECT, read_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +60,13 @@ def _config_line(text: str, needle: str, fallback: int = 1) -> int:
 
 def load_rules(root: Path, sink: Sink) -> Rules:
     """Read `[tool.drillbook] alert_rules` from pyproject.toml, then every rule file it names."""
-    pyproject = root / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+    pyproject = root / PYPROJECT
     try:
-        table: Any = tomllib.loads(text).get("tool", {}).get("drillbook", {})
-    except tomllib.TOMLDecodeError as exc:
-        sink.error(pyproject, 1, f"not valid TOML: {exc}")
+        found, text = read_table(root)  # the one reader of [tool.drillbook]
+    except CheckError as exc:
+        sink.error(pyproject, 1, str(exc).removeprefix(f"{pyproject}: "))
         return Rules((), (), complete=False)
+    table: Any = found or {}
     configured = isinstance(table, dict) and "alert_rules" in table
     value = table["alert_rules"] if configured else list(DEFAULT_ALERT_RULES)
     setting_line = _config_line(text, "alert_rules") if configured else 1
