@@ -7,12 +7,16 @@ import time
 
 import pytest
 
-from checks import Status, Targets, classify, prometheus
+from checks import Status, Targets, classify, load_severity, prometheus
 from checks.reference_service import usage_log
 from drillbook.runner import Runbook, execute, project_root, write_outputs
 from sandbox import Driver
 from sandbox.faults import Injector
 from tests.drills.waiting import wait_for, wait_for_window_after
+
+# The policy's error-ratio triggers, as the runbook's notebook reads them: SEV3's and SEV2's.
+WARN = load_severity().level("SEV3").triggers.threshold("error_ratio")
+CRIT = load_severity().level("SEV2").triggers.threshold("error_ratio")
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.drill]
 
@@ -26,7 +30,7 @@ def test_error_burst_is_traced_to_internal_errors_and_fixed_by_a_restart(
     try:
         wait_for_window_after(runbook_targets, time.time(), what="half the requests began to fail")
         wait_for(
-            lambda: prometheus.check_error_ratio(runbook_targets, warn=0.05, crit=0.10).status is Status.CRIT,
+            lambda: prometheus.check_error_ratio(runbook_targets, warn=WARN, crit=CRIT).status is Status.CRIT,
             timeout_s=30,
             what="Prometheus to see the error ratio above 10 %",
         )
@@ -54,7 +58,7 @@ def test_error_burst_is_traced_to_internal_errors_and_fixed_by_a_restart(
         faults.clear("error-burst")
         wait_for(
             lambda: (
-                prometheus.check_error_ratio(runbook_targets, warn=0.05, crit=0.10).ok
+                prometheus.check_error_ratio(runbook_targets, warn=WARN, crit=CRIT).ok
                 and usage_log.check_errors_by_type(runbook_targets).ok
             ),
             timeout_s=40,
