@@ -1,7 +1,7 @@
 """The site's macros: policy tables, templates, the runbook catalogue, alerts and runbook steps.
 
-`docs/overrides/macros.py` re-exports `define_env` and `on_post_build`, which
-mkdocs-macros calls once per build. Pages opt in to rendering with
+mkdocs-macros loads this module (`modules: [drillbook.site]` in mkdocs.yml) and calls
+`define_env` and `on_post_build` once per build. Pages opt in to rendering with
 `render_macros: true` in their front matter (runbooks quote Prometheus templates
 such as `{{ $labels.instance }}` that Jinja must not touch). The macros:
 
@@ -21,7 +21,8 @@ such as `{{ $labels.instance }}` that Jinja must not touch). The macros:
 After the build, `on_post_build` writes `runbooks.json` at the site root. The
 mkdocs-macros hooks `on_pre_page_macros` and `on_post_page_macros` expand pages
 whose only template expressions are plain macro calls without compiling them as
-Jinja (drillbook/site/_expand.py). The mkdocs hooks (`docs/overrides/hooks.py`):
+Jinja (drillbook/site/_expand.py). The MkDocs plugin `drillbook`
+(drillbook/site/plugin.py, under `plugins:` in mkdocs.yml) calls the events here:
 `on_page_markdown` opens each runbook page with its summary (_summary.py);
 `on_pre_build`, `on_page_content` and `on_post_page` fill the print page with the
 runbook pages' own HTML (drillbook/site/_print.py); `on_config` has Material's
@@ -47,7 +48,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from material.plugins.search.plugin import SearchIndex
-from mkdocs.plugins import event_priority
 from mkdocs.utils import get_relative_url
 
 from checks import CheckError, ConfigError, Targets, load_environments
@@ -398,7 +398,6 @@ def define_env(env: MacrosEnv) -> None:
         env.macro(macro, macro.__name__)
 
 
-@event_priority(-100)  # after Material's search plugin has made its index
 def on_config(config: Any) -> None:
     """mkdocs hook: Material's search index, its pages indexed by a second process (_search.py)."""
     plugin = config.plugins.get("material/search")

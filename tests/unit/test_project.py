@@ -79,3 +79,17 @@ def test_the_command_says_its_version() -> None:
         check=True,
     )
     assert done.stdout.startswith("drillbook 0.")
+
+
+def test_the_site_is_a_plugin_of_the_package_and_needs_no_file_copied_into_a_project() -> None:
+    from importlib.metadata import entry_points
+
+    from drillbook.site.plugin import DrillbookPlugin
+
+    [plugin] = [e for e in entry_points(group="mkdocs.plugins") if e.name == "drillbook"]
+    assert plugin.load() is DrillbookPlugin
+    config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "\nhooks:" not in config  # no hook file of the project's own
+    assert "modules: [drillbook.site]" in config  # the macros, from the package
+    assert "  - drillbook\n" in config
+    assert not (REPO / "docs" / "overrides" / "macros.py").exists()
