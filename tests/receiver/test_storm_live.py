@@ -108,8 +108,10 @@ def test_a_burst_of_500_notifications_runs_each_group_once_with_bounded_kernels(
     started = [(incident, runbook) for incident, runbook in started if incident in storm]
     assert len(started) == len(set(started))  # each group and runbook ran once
     assert {incident for incident, _ in started} == storm  # and every group did
-    # The kernel factory and the kernels kept ready, plus one per diagnosis running: never 500.
-    assert most - idle <= concurrency, (idle, most)
+    # Idle: the kernel factory and the kernels it keeps ready. At work, per diagnosis at most its
+    # kernel and the one that replaces it while the last one stops: bounded by the concurrency,
+    # never by the notifications (five times the workers gives 10 over idle).
+    assert most - idle <= 2 * concurrency, (idle, most)
     # 500, and whatever the sandbox's own Alertmanager sent meanwhile (it posts here too)
     [accepted] = [line for line in metrics.splitlines() if 'notifications_total{outcome="accepted"}' in line]
     assert int(accepted.split()[-1]) >= 500
